@@ -197,7 +197,10 @@ def _message_from_json(data: Any) -> str | None:
     if isinstance(detail, str) and detail:
         return detail
     if isinstance(detail, list) and detail:
-        parts = [str(item.get("msg", item)) if isinstance(item, Mapping) else str(item) for item in detail]
+        parts = [
+            str(item.get("msg", item)) if isinstance(item, Mapping) else str(item)
+            for item in detail
+        ]
         return "; ".join(parts)
     for key in ("message", "msg"):
         value = data.get(key)

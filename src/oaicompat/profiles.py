@@ -74,7 +74,9 @@ class ServerProfile:
 
 def _local(name: str, port: int, **overrides: object) -> ServerProfile:
     return ServerProfile(
-        name=name, default_base_url=f"http://localhost:{port}/v1", **overrides  # type: ignore[arg-type]
+        name=name,
+        default_base_url=f"http://localhost:{port}/v1",
+        **overrides,  # type: ignore[arg-type]
     )
 
 
