@@ -5,6 +5,7 @@ LlamaIndex or pydantic. The adapters live in ``oaicompat.langchain`` and
 ``oaicompat.llama_index`` and import their framework only when imported.
 """
 
+from oaicompat.client import AsyncClient, Client
 from oaicompat.errors import (
     APIConnectionError,
     APIStatusError,
@@ -21,6 +22,8 @@ from oaicompat.errors import (
     StreamError,
 )
 from oaicompat.profiles import PRESETS, ServerProfile, get_profile
+from oaicompat.retry import RetryPolicy
+from oaicompat.streaming import AsyncChatStream, ChatStream
 from oaicompat.types import ChatChunk, ChatResponse, Message, ToolCall, ToolCallDelta, Usage
 
 __version__ = "0.1.0"
@@ -30,10 +33,14 @@ __all__ = [
     "APIConnectionError",
     "APIStatusError",
     "APITimeoutError",
+    "AsyncChatStream",
+    "AsyncClient",
     "AuthenticationError",
     "BadRequestError",
     "ChatChunk",
     "ChatResponse",
+    "ChatStream",
+    "Client",
     "ContextLengthError",
     "InternalServerError",
     "Message",
@@ -42,6 +49,7 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimitError",
     "ResponseParseError",
+    "RetryPolicy",
     "ServerProfile",
     "StreamError",
     "ToolCall",

@@ -1,0 +1,456 @@
+"""What `Client` and `AsyncClient` share: everything except the awaits.
+
+Configuration, URL and header building, request bodies, the mapping of httpx
+failures onto the error tree, the retry/fallback decision after a failed
+attempt, and turning a response body into a `ChatResponse` all live here, once.
+The two client classes in ``client.py`` only send, read and sleep.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Mapping, Sequence
+from time import perf_counter
+from typing import Any, ClassVar
+
+import httpx
+
+from oaicompat import _json
+from oaicompat.errors import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    BadRequestError,
+    OAICompatError,
+    ResponseParseError,
+    error_from_status,
+    extract_server_message,
+)
+from oaicompat.profiles import ServerProfile, get_profile
+from oaicompat.protocol import build_body, parse_response
+from oaicompat.retry import RetryPolicy
+from oaicompat.types import ChatResponse, JSONObject, Message
+
+__all__ = [
+    "DEFAULT_LIMITS",
+    "DEFAULT_MAX_RESPONSE_BYTES",
+    "DEFAULT_TIMEOUT",
+    "HTTPX_ERRORS",
+    "ClientBase",
+    "normalize_base_url",
+    "resolve_timeout",
+    "transport_error",
+]
+
+logger = logging.getLogger("oaicompat")
+
+DEFAULT_TIMEOUT = httpx.Timeout(300.0, connect=10.0)
+"""Finite everywhere; the read timeout is also the longest silence allowed between stream chunks."""
+
+DEFAULT_LIMITS = httpx.Limits(
+    max_connections=1000, max_keepalive_connections=100, keepalive_expiry=30.0
+)
+"""Sized for many concurrent streams on one client, which is how batch jobs use it."""
+
+DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+ERROR_BODY_LIMIT = 1024 * 1024
+"""An error page is only read for its message; more than this is cut, not refused."""
+
+MAX_FALLBACKS = 4
+"""Bound on resending a refused request with a changed body, so a fallback can never loop."""
+
+DEFAULT_CHAT_PATH = "/chat/completions"
+
+HTTPX_ERRORS: tuple[type[Exception], ...] = (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError)
+"""Every exception httpx raises while sending or reading; none may reach a caller."""
+
+_TIMEOUT_KINDS: tuple[tuple[type[httpx.TimeoutException], str], ...] = (
+    (httpx.ConnectTimeout, "connect"),
+    (httpx.ReadTimeout, "read"),
+    (httpx.WriteTimeout, "write"),
+    (httpx.PoolTimeout, "connection pool"),
+)
+
+
+class _NotGiven:
+    """Marks an argument left out, where None has its own meaning (no timeout)."""
+
+    def __repr__(self) -> str:
+        return "NOT_GIVEN"
+
+
+NOT_GIVEN: Any = _NotGiven()
+
+
+class _Secret:
+    """Holds the API key so that ``vars(client)``, pickles and debuggers show only stars."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "'***'"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> Any:
+        raise TypeError("the API key holder cannot be pickled")
+
+
+def normalize_base_url(base_url: str) -> httpx.URL:
+    """``base_url`` as users write it, reduced to the API root, e.g. ``http://h:11434/v1``.
+
+    A bare host means ``/v1``; a trailing slash and a pasted ``/chat/completions``
+    are dropped; any query string (Azure users sometimes add ``api-version``) is kept.
+    """
+    try:
+        url = httpx.URL(base_url.strip())
+    except httpx.InvalidURL as exc:
+        raise ValueError(f"invalid base_url {base_url!r}: {exc}") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValueError(f"base_url must be an http(s) URL with a host, got {base_url!r}")
+    path = url.path.rstrip("/")
+    if path.endswith(DEFAULT_CHAT_PATH):
+        path = path[: -len(DEFAULT_CHAT_PATH)]
+    return url.copy_with(path=path or "/v1")
+
+
+def resolve_timeout(timeout: float | httpx.Timeout | None) -> httpx.Timeout:
+    """A number is one limit for every phase; None disables timeouts (the caller asked for it)."""
+    if isinstance(timeout, httpx.Timeout):
+        return timeout
+    if timeout is None:
+        return httpx.Timeout(None)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+        raise ValueError(
+            f"timeout must be a positive number, an httpx.Timeout or None: {timeout!r}"
+        )
+    return httpx.Timeout(float(timeout))
+
+
+def transport_error(exc: Exception, url: httpx.URL | str) -> APIConnectionError:
+    """The error-tree equivalent of an httpx failure that happened before any answer."""
+    if isinstance(exc, httpx.TimeoutException):
+        kind = next((name for cls, name in _TIMEOUT_KINDS if isinstance(exc, cls)), "request")
+        return APITimeoutError(f"{kind} timeout talking to {url}")
+    if isinstance(exc, httpx.ConnectError):
+        return APIConnectionError(f"cannot connect to {url}: {exc or type(exc).__name__}")
+    return APIConnectionError(f"connection to {url} failed: {exc or type(exc).__name__}")
+
+
+class BoundedBody:
+    """Collects a response body up to a byte limit; the clients feed it from their read loops."""
+
+    __slots__ = ("_parts", "_size", "limit", "overflowed")
+
+    def __init__(self, limit: int, headers: httpx.Headers) -> None:
+        self._parts: list[bytes] = []
+        self._size = 0
+        self.limit = limit
+        declared = headers.get("content-length", "")
+        self.overflowed = declared.isdigit() and int(declared) > limit
+
+    def add(self, piece: bytes) -> bool:
+        """Keep ``piece``; False once the limit is passed (stop reading then)."""
+        self._size += len(piece)
+        if self._size > self.limit:
+            self.overflowed = True
+            return False
+        self._parts.append(piece)
+        return True
+
+    @property
+    def content(self) -> bytes:
+        return b"".join(self._parts)
+
+
+class CallState:
+    """One logical request across its attempts: the body it sends now and what was tried."""
+
+    __slots__ = ("body", "fallbacks", "retries")
+
+    def __init__(self, body: JSONObject) -> None:
+        self.body = body
+        self.retries = 0
+        self.fallbacks = 0
+
+
+class ClientBase:
+    """Configuration and logic shared by `Client` and `AsyncClient`."""
+
+    _http_client_type: ClassVar[type[httpx.Client] | type[httpx.AsyncClient]]
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        model: str | None = None,
+        *,
+        api_key: str | None = None,
+        timeout: float | httpx.Timeout | None = NOT_GIVEN,
+        max_retries: int = 2,
+        profile: str | ServerProfile | None = None,
+        headers: Mapping[str, str] | None = None,
+        http2: bool = False,
+        http_client: httpx.Client | httpx.AsyncClient | None = None,
+        chat_path: str | None = None,
+        retry_policy: RetryPolicy | None = None,
+        sleep: Callable[[float], Any] | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        **default_params: Any,
+    ) -> None:
+        self._profile = get_profile(profile)
+        if base_url is None:
+            base_url = self._profile.default_base_url
+            if base_url is None:
+                raise ValueError(
+                    f"base_url is required: profile {self._profile.name!r} has no default URL"
+                )
+        if not model or not isinstance(model, str):
+            raise ValueError("model is required (the name the server knows the model by)")
+        self._model = model
+        self._base_url = normalize_base_url(base_url)
+        self._chat_url = self._endpoint_url(chat_path or DEFAULT_CHAT_PATH)
+        self._query: dict[str, str] = {}
+        if self._profile.api_version:
+            self._query["api-version"] = self._profile.api_version
+
+        if api_key is None and self._profile.api_key_env:
+            # Only a profile names the variable, so a cloud key never travels to a local server.
+            api_key = os.environ.get(self._profile.api_key_env) or None
+        self._api_key = _Secret(api_key) if api_key else None
+
+        if retry_policy is None:
+            retry_policy = RetryPolicy(max_retries=max_retries)
+        self._retry_policy = retry_policy
+        self._sleep = sleep
+        if max_response_bytes <= 0:
+            raise ValueError("max_response_bytes must be positive")
+        self._max_response_bytes = max_response_bytes
+        self._default_params: dict[str, Any] = dict(default_params)
+
+        self._json_headers, self._stream_headers = self._request_headers(headers)
+
+        if http_client is not None and not isinstance(http_client, self._http_client_type):
+            raise TypeError(
+                f"{type(self).__name__} needs an {self._http_client_type.__module__}."
+                f"{self._http_client_type.__name__} as http_client, "
+                f"got {type(http_client).__name__}"
+            )
+        if timeout is NOT_GIVEN:
+            # An injected client keeps its own timeouts unless the caller gives one here.
+            self._timeout = http_client.timeout if http_client is not None else DEFAULT_TIMEOUT
+        else:
+            self._timeout = resolve_timeout(timeout)
+        self._owns_http = http_client is None
+        self._http_base: httpx.Client | httpx.AsyncClient = (
+            http_client if http_client is not None else self._new_http_client(http2)
+        )
+
+    def _new_http_client(self, http2: bool) -> httpx.Client | httpx.AsyncClient:
+        try:
+            return self._http_client_type(
+                timeout=self._timeout, limits=DEFAULT_LIMITS, http2=http2, follow_redirects=False
+            )
+        except ImportError as exc:
+            raise ImportError(
+                "http2=True needs the h2 package: pip install 'oaicompat[http2]'"
+            ) from exc
+
+    def _endpoint_url(self, path: str) -> httpx.URL:
+        if path.startswith(("http://", "https://")):
+            return httpx.URL(path)
+        return self._base_url.copy_with(path=self._base_url.path + "/" + path.lstrip("/"))
+
+    def _request_headers(
+        self, extra: Mapping[str, str] | None
+    ) -> tuple[dict[str, str], dict[str, str]]:
+        from oaicompat import __version__
+
+        common = {"Content-Type": "application/json", "User-Agent": f"oaicompat/{__version__}"}
+        for name, value in (extra or {}).items():
+            common[name] = value
+        # Streams are read as raw bytes; asking for no compression keeps that correct
+        # behind proxies that would otherwise gzip an event stream.
+        stream = {"Accept": "text/event-stream", "Accept-Encoding": "identity", **common}
+        return {"Accept": "application/json", **common}, stream
+
+    # Public, read-only view ------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        """The API root requests go under, e.g. ``http://localhost:11434/v1``."""
+        return str(self._base_url)
+
+    @property
+    def model(self) -> str:
+        return self._model
+
+    @property
+    def profile(self) -> ServerProfile:
+        """The server's quirks as data; replaced when the server is found to refuse something."""
+        return self._profile
+
+    @property
+    def timeout(self) -> httpx.Timeout:
+        return self._timeout
+
+    @property
+    def max_retries(self) -> int:
+        return self._retry_policy.max_retries
+
+    @property
+    def default_params(self) -> dict[str, Any]:
+        """A copy of the request defaults given at construction (temperature, max_tokens...)."""
+        return dict(self._default_params)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(base_url={self.base_url!r}, model={self._model!r}, "
+            f"profile={self._profile.name!r})"
+        )
+
+    # Request side --------------------------------------------------------
+
+    def _prepare_request(
+        self,
+        messages: str | Sequence[Message],
+        *,
+        stream: bool,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        tool_choice: Any = None,
+        parallel_tool_calls: bool | None = None,
+        response_format: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any],
+    ) -> JSONObject:
+        """The JSON body for one chat call: defaults, per-call params and the profile applied."""
+        if isinstance(messages, str):
+            messages = [{"role": "user", "content": messages}]
+        params = dict(params)
+        model = params.pop("model", None) or self._model
+        return build_body(
+            model=model,
+            messages=messages,
+            profile=self._profile,
+            defaults=self._default_params,
+            stream=stream,
+            tools=tools,
+            tool_choice=tool_choice,
+            parallel_tool_calls=parallel_tool_calls,
+            response_format=response_format,
+            params=params,
+        )
+
+    def _build_request(self, body: JSONObject, *, stream: bool) -> httpx.Request:
+        # Built through the httpx client so an injected client's own headers,
+        # cookies and event hooks apply; the key is added here, per request.
+        request = self._http_base.build_request(
+            "POST",
+            self._chat_url,
+            content=_json.dumps(body),
+            headers=self._stream_headers if stream else self._json_headers,
+            params=self._query or None,
+            timeout=self._timeout,
+        )
+        if self._api_key is not None:
+            # Set here rather than kept in a header dict, so the key lives only in `_Secret`.
+            scheme = self._profile.auth_scheme
+            key = self._api_key.reveal()
+            request.headers[self._profile.auth_header] = f"{scheme} {key}" if scheme else key
+        return request
+
+    # Failure side --------------------------------------------------------
+
+    def _connection_error(self, exc: Exception) -> APIConnectionError:
+        return transport_error(exc, self._chat_url)
+
+    def _status_error(self, response: httpx.Response, content: bytes) -> APIStatusError:
+        error = error_from_status(
+            response.status_code, response.headers, content, reason=response.reason_phrase
+        )
+        self._redact(error)
+        return error
+
+    def _redact(self, error: OAICompatError) -> None:
+        """Strip the key from an error's text, in case a server echoes it back."""
+        if self._api_key is None:
+            return
+        key = self._api_key.reveal()
+        if key in error.message:
+            error.message = error.message.replace(key, "***")
+            error.args = (error.message,)
+        server_message = getattr(error, "server_message", None)
+        if isinstance(server_message, str) and key in server_message:
+            error.server_message = server_message.replace(key, "***")  # type: ignore[attr-defined]
+        body = getattr(error, "body", None)
+        if isinstance(body, str) and key in body:
+            error.body = body.replace(key, "***")  # type: ignore[attr-defined]
+
+    def _reconsider_refused(self, error: BadRequestError, body: JSONObject) -> JSONObject | None:
+        """A new body to send instead of one the server refused, or None to give up.
+
+        The one place a 400/422 may be turned into a second attempt (e.g. by
+        dropping a parameter this server does not accept and remembering that
+        in ``self._profile``). The base client never rewrites a request.
+        """
+        return None
+
+    def _recover(self, call: CallState, error: OAICompatError) -> float | None:
+        """After a failed attempt: seconds to wait before the next one, or None to raise."""
+        if isinstance(error, BadRequestError) and call.fallbacks < MAX_FALLBACKS:
+            new_body = self._reconsider_refused(error, call.body)
+            if new_body is not None:
+                call.fallbacks += 1
+                call.body = new_body
+                logger.info("resending the request changed after %s", error.message)
+                return 0.0
+        delay = self._retry_policy.delay_before_retry(error, call.retries)
+        if delay is None:
+            return None
+        call.retries += 1
+        logger.warning(
+            "retrying POST %s in %.2fs (retry %d of %d) after %s: %s",
+            self._chat_url,
+            delay,
+            call.retries,
+            self._retry_policy.max_retries,
+            type(error).__name__,
+            error.message,
+        )
+        return delay
+
+    # Response side -------------------------------------------------------
+
+    def _finish_response(
+        self, response: httpx.Response, body: BoundedBody, started: float
+    ) -> ChatResponse:
+        """The `ChatResponse` of a 2xx non-streamed answer, or `ResponseParseError`."""
+        status = response.status_code
+        if body.overflowed:
+            raise ResponseParseError(
+                f"response body is larger than max_response_bytes ({body.limit} bytes)",
+                status_code=status,
+            )
+        content = body.content
+        try:
+            data = _json.loads(content)
+        except ValueError:
+            content_type = response.headers.get("content-type", "no content type")
+            server_says = extract_server_message(content) or "empty body"
+            raise ResponseParseError(
+                f"expected a JSON chat completion, got {content_type} ({status}): {server_says}",
+                body=content.decode("utf-8", "replace")[:ERROR_BODY_LIMIT],
+                status_code=status,
+            ) from None
+        try:
+            result = parse_response(data, self._profile)
+        except OAICompatError as error:
+            self._redact(error)
+            raise
+        result.latency_s = perf_counter() - started
+        return result

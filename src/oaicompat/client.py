@@ -1,0 +1,306 @@
+"""`Client` and `AsyncClient`: the only classes that talk to a server.
+
+::
+
+    client = Client("http://localhost:11434", "qwen3:0.6b")
+    answer = client.chat([{"role": "user", "content": "Hi"}])
+    with client.stream([{"role": "user", "content": "Hi"}]) as stream:
+        for chunk in stream:
+            print(chunk.content, end="")
+    print(stream.final().usage)
+
+Both classes take the same arguments and expose the same names; everything
+but sending, reading and sleeping is shared in ``_transport.ClientBase``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from functools import partial
+from time import perf_counter
+from types import TracebackType
+from typing import Any, TypeVar, cast
+
+import httpx
+
+from oaicompat._transport import (
+    ERROR_BODY_LIMIT,
+    HTTPX_ERRORS,
+    BoundedBody,
+    CallState,
+    ClientBase,
+)
+from oaicompat.errors import OAICompatError
+from oaicompat.streaming import AsyncChatStream, ChatStream
+from oaicompat.types import ChatResponse, JSONObject, Message
+
+__all__ = ["AsyncClient", "Client"]
+
+_T = TypeVar("_T")
+
+
+class Client(ClientBase):
+    """A blocking client for one model on one OpenAI-compatible server.
+
+    ``Client(base_url, model, *, api_key=None, timeout=..., max_retries=2,
+    profile=None, headers=None, http2=False, http_client=None, chat_path=None,
+    **default_params)``. ``default_params`` (temperature, max_tokens, stop,
+    seed...) go into every request unless a call overrides them. The key comes
+    from ``api_key``, or from the environment variable the profile names; it is
+    sent per request and never stored in the httpx client.
+
+    Also accepted: ``retry_policy`` (a `RetryPolicy`), ``sleep`` (the function
+    used to wait between retries) and ``max_response_bytes`` (16 MiB by default).
+    """
+
+    _http_client_type = httpx.Client
+
+    @property
+    def _http(self) -> httpx.Client:
+        return cast(httpx.Client, self._http_base)
+
+    def chat(
+        self,
+        messages: str | Sequence[Message],
+        *,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        tool_choice: Any = None,
+        parallel_tool_calls: bool | None = None,
+        response_format: Mapping[str, Any] | None = None,
+        **params: Any,
+    ) -> ChatResponse:
+        """Send one chat request and return the whole answer."""
+        body = self._prepare_request(
+            messages,
+            stream=False,
+            tools=tools,
+            tool_choice=tool_choice,
+            parallel_tool_calls=parallel_tool_calls,
+            response_format=response_format,
+            params=params,
+        )
+        return self._with_retries(body, partial(self._chat_once, started=perf_counter()))
+
+    def stream(
+        self,
+        messages: str | Sequence[Message],
+        *,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        tool_choice: Any = None,
+        parallel_tool_calls: bool | None = None,
+        response_format: Mapping[str, Any] | None = None,
+        **params: Any,
+    ) -> ChatStream:
+        """A `ChatStream` of the answer; the request is sent on ``with`` or the first chunk."""
+        body = self._prepare_request(
+            messages,
+            stream=True,
+            tools=tools,
+            tool_choice=tool_choice,
+            parallel_tool_calls=parallel_tool_calls,
+            response_format=response_format,
+            params=params,
+        )
+        return ChatStream(self, partial(self._with_retries, body, self._open_stream_once))
+
+    def close(self) -> None:
+        """Close the connection pool, unless it was passed in as ``http_client``."""
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # Sending -------------------------------------------------------------
+
+    def _with_retries(self, body: JSONObject, attempt: Callable[[JSONObject], _T]) -> _T:
+        call = CallState(body)
+        while True:
+            try:
+                return attempt(call.body)
+            except OAICompatError as error:
+                delay = self._recover(call, error)
+                if delay is None:
+                    raise
+            if delay > 0:
+                (self._sleep or time.sleep)(delay)
+
+    def _open(self, body: JSONObject, *, stream: bool) -> httpx.Response:
+        """Send once; a 2xx response comes back open and unread, anything else raises."""
+        request = self._build_request(body, stream=stream)
+        try:
+            response = self._http.send(request, stream=True)
+        except HTTPX_ERRORS as exc:
+            raise self._connection_error(exc) from exc
+        if response.is_success:
+            return response
+        try:
+            error_body = self._read(response, ERROR_BODY_LIMIT, strict=False)
+        finally:
+            response.close()
+        raise self._status_error(response, error_body.content)
+
+    def _read(self, response: httpx.Response, limit: int, *, strict: bool = True) -> BoundedBody:
+        body = BoundedBody(limit, response.headers)
+        try:
+            for piece in response.iter_bytes():
+                if not body.add(piece):
+                    break
+        except HTTPX_ERRORS as exc:
+            if strict:
+                raise self._connection_error(exc) from exc
+        return body
+
+    def _chat_once(self, body: JSONObject, *, started: float) -> ChatResponse:
+        response = self._open(body, stream=False)
+        try:
+            content = self._read(response, self._max_response_bytes)
+        finally:
+            response.close()
+        return self._finish_response(response, content, started)
+
+    def _open_stream_once(self, body: JSONObject) -> httpx.Response:
+        return self._open(body, stream=True)
+
+
+class AsyncClient(ClientBase):
+    """The asyncio twin of `Client`: same arguments, same names, ``await`` where it waits.
+
+    ``http_client`` must be an ``httpx.AsyncClient``; ``sleep`` may be a plain
+    function or a coroutine function. ``stream()`` needs no ``await``: use
+    ``async with aclient.stream(...) as stream`` and ``async for``.
+    """
+
+    _http_client_type = httpx.AsyncClient
+
+    @property
+    def _http(self) -> httpx.AsyncClient:
+        return cast(httpx.AsyncClient, self._http_base)
+
+    async def chat(
+        self,
+        messages: str | Sequence[Message],
+        *,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        tool_choice: Any = None,
+        parallel_tool_calls: bool | None = None,
+        response_format: Mapping[str, Any] | None = None,
+        **params: Any,
+    ) -> ChatResponse:
+        """Send one chat request and return the whole answer."""
+        body = self._prepare_request(
+            messages,
+            stream=False,
+            tools=tools,
+            tool_choice=tool_choice,
+            parallel_tool_calls=parallel_tool_calls,
+            response_format=response_format,
+            params=params,
+        )
+        return await self._with_retries(body, partial(self._chat_once, started=perf_counter()))
+
+    def stream(
+        self,
+        messages: str | Sequence[Message],
+        *,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        tool_choice: Any = None,
+        parallel_tool_calls: bool | None = None,
+        response_format: Mapping[str, Any] | None = None,
+        **params: Any,
+    ) -> AsyncChatStream:
+        """An `AsyncChatStream` of the answer; sent on ``async with`` or the first chunk."""
+        body = self._prepare_request(
+            messages,
+            stream=True,
+            tools=tools,
+            tool_choice=tool_choice,
+            parallel_tool_calls=parallel_tool_calls,
+            response_format=response_format,
+            params=params,
+        )
+        return AsyncChatStream(self, partial(self._with_retries, body, self._open_stream_once))
+
+    async def aclose(self) -> None:
+        """Close the connection pool, unless it was passed in as ``http_client``."""
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # Sending -------------------------------------------------------------
+
+    async def _with_retries(
+        self, body: JSONObject, attempt: Callable[[JSONObject], Awaitable[_T]]
+    ) -> _T:
+        call = CallState(body)
+        while True:
+            try:
+                return await attempt(call.body)
+            except OAICompatError as error:
+                delay = self._recover(call, error)
+                if delay is None:
+                    raise
+            if delay > 0:
+                waited = (self._sleep or asyncio.sleep)(delay)
+                if inspect.isawaitable(waited):
+                    await waited
+
+    async def _open(self, body: JSONObject, *, stream: bool) -> httpx.Response:
+        """Send once; a 2xx response comes back open and unread, anything else raises."""
+        request = self._build_request(body, stream=stream)
+        try:
+            response = await self._http.send(request, stream=True)
+        except HTTPX_ERRORS as exc:
+            raise self._connection_error(exc) from exc
+        if response.is_success:
+            return response
+        try:
+            error_body = await self._read(response, ERROR_BODY_LIMIT, strict=False)
+        finally:
+            await response.aclose()
+        raise self._status_error(response, error_body.content)
+
+    async def _read(
+        self, response: httpx.Response, limit: int, *, strict: bool = True
+    ) -> BoundedBody:
+        body = BoundedBody(limit, response.headers)
+        try:
+            async for piece in response.aiter_bytes():
+                if not body.add(piece):
+                    break
+        except HTTPX_ERRORS as exc:
+            if strict:
+                raise self._connection_error(exc) from exc
+        return body
+
+    async def _chat_once(self, body: JSONObject, *, started: float) -> ChatResponse:
+        response = await self._open(body, stream=False)
+        try:
+            content = await self._read(response, self._max_response_bytes)
+        finally:
+            await response.aclose()
+        return self._finish_response(response, content, started)
+
+    async def _open_stream_once(self, body: JSONObject) -> httpx.Response:
+        return await self._open(body, stream=True)
