@@ -9,6 +9,7 @@ because there the prompt count excludes them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,13 +25,18 @@ def _count(value: Any) -> int | None:
     if isinstance(value, int):
         return value if value >= 0 else None
     if isinstance(value, float):
-        if value != value or value < 0 or value != int(value):  # NaN, negative, fractional
+        # NaN and infinity are not counts (int() of infinity raises OverflowError).
+        if not math.isfinite(value) or value < 0 or value != int(value):
             return None
         return int(value)
     if isinstance(value, str):
         text = value.strip()
-        if text.isdigit():
-            return int(text)
+        try:
+            # int() also guards against what isdigit() lets through ("²", or more
+            # digits than Python converts); those fall back to float and fail there.
+            return _count(int(text))
+        except ValueError:
+            pass
         try:
             number = float(text)
         except ValueError:
