@@ -40,6 +40,9 @@ class SSEDecoder:
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         """Decode ``chunk`` (any split of the stream) and return the events it completed."""
+        if not chunk:
+            # An empty read must not clear the pending-CR state below.
+            return []
         if self._skip_lf:
             self._skip_lf = False
             if chunk[:1] == _LF:
