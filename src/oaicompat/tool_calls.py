@@ -12,6 +12,7 @@ text exactly once.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -33,9 +34,9 @@ def parse_arguments(arguments: Any) -> tuple[JSONObject, str, str | None]:
         return {}, "", None
     if isinstance(arguments, Mapping):
         value = dict(arguments)
-        return value, dumps(value).decode("utf-8"), None
+        return value, _text_of(value), None
     if not isinstance(arguments, str):
-        text = dumps(arguments).decode("utf-8") if _is_json_value(arguments) else str(arguments)
+        text = _text_of(arguments) if _is_json_value(arguments) else str(arguments)
         return {}, text, f"arguments must be a JSON object, got {type(arguments).__name__}"
     text = arguments
     if not text.strip():
@@ -67,7 +68,8 @@ def _text_of(arguments: Any) -> str:
     try:
         return dumps(arguments).decode("utf-8")
     except TypeError:
-        return str(arguments)
+        # orjson refuses integers beyond 64 bits, which the stdlib parser produces.
+        return json.dumps(arguments, ensure_ascii=False, default=str)
 
 
 def _call_id(raw_id: Any) -> str | None:
