@@ -85,17 +85,20 @@ def build_body(
 ) -> JSONObject:
     """The JSON body for one request. Options left as None are not sent at all."""
     body: JSONObject = {"model": model, "messages": list(messages)}
+    preferred = profile.max_tokens_param
+    other = "max_completion_tokens" if preferred == "max_tokens" else "max_tokens"
     for source in (defaults, params):
         for key, value in source.items():
+            if key == other:
+                # Renamed before merging, so a per-call limit beats a default
+                # whichever of the two names each was given under.
+                if preferred in source:
+                    continue
+                key = preferred
             if value is None:
                 body.pop(key, None)
             else:
                 body[key] = value
-    preferred = profile.max_tokens_param
-    other = "max_completion_tokens" if preferred == "max_tokens" else "max_tokens"
-    if other in body:
-        limit = body.pop(other)
-        body.setdefault(preferred, limit)
     if tools:
         body["tools"] = [_tool(tool) for tool in tools]
     if tool_choice is not None:
