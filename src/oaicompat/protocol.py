@@ -306,7 +306,9 @@ class StreamParser:
                 partial=self.partial(),
                 payload=payload,
             )
-        if name == b"error" or ("error" in payload and not payload.get("choices")):
+        # OpenRouter reports a mid-stream failure as a chunk that has both an
+        # `error` object and a choice with finish_reason "error".
+        if name == b"error" or payload.get("error"):
             message = extract_server_message(payload) or "the server reported an error"
             raise StreamError(
                 f"the server reported an error mid-stream: {message}",
