@@ -163,7 +163,7 @@ def _join_reasoning(*parts: str | None) -> str | None:
 
 def _status_of(error: Any) -> int:
     code = error.get("code") if isinstance(error, Mapping) else None
-    if isinstance(code, str) and code.isdigit():
+    if isinstance(code, str) and code.isdecimal() and len(code) == 3:
         code = int(code)
     return code if isinstance(code, int) and 400 <= code < 600 else 500
 
