@@ -164,7 +164,7 @@ _CONTEXT_LENGTH_PATTERN = re.compile(
     r"context[_ ]length|context window|context size|maximum model length|max_model_len"
     r"|maximum context|prompt is too long|too many tokens|exceeds? (?:the )?(?:available )?context"
     r"|longer than the model|must be <= \d+|tokens \+ `?max_new_tokens`?"
-    r"|reduce the length of the messages|exceed_context_size",
+    r"|must have less than \d+ tokens|reduce the length of the messages|exceed_context_size",
     re.IGNORECASE,
 )
 _HTML_TITLE = re.compile(rb"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
