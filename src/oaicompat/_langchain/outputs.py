@@ -1,0 +1,173 @@
+"""Our responses and stream chunks in, LangChain messages and generations out.
+
+Two rules from langchain-core shape the stream side. Chunks are summed with
+``+``: ``usage_metadata`` is added up and ``response_metadata`` strings are
+concatenated, so both go on exactly one chunk, the closing one. Tool-call chunks
+merge by integer ``index`` and their ``name`` strings concatenate too, so a call's
+id and name are sent once, on its first fragment.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from langchain_core.messages import AIMessage, AIMessageChunk
+from langchain_core.messages.ai import InputTokenDetails, OutputTokenDetails, UsageMetadata
+from langchain_core.messages.tool import ToolCallChunk, invalid_tool_call, tool_call
+from langchain_core.messages.tool import tool_call_chunk as make_tool_call_chunk
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+
+from oaicompat.types import ChatChunk, ChatResponse, ToolCallDelta, Usage
+
+__all__ = [
+    "PROVIDER",
+    "ChunkConverter",
+    "chat_result",
+    "closing_chunk",
+    "response_metadata",
+    "usage_metadata",
+]
+
+PROVIDER = "oaicompat"
+"""Our ``model_provider``. Not ``"openai"``: LangChain's OpenAI block translator drops
+``reasoning_content``, while the generic path turns it into a reasoning block."""
+
+
+def usage_metadata(usage: Usage) -> UsageMetadata:
+    """LangChain's usage dict; details only when the server stated them."""
+    out = UsageMetadata(
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        total_tokens=usage.total_tokens,
+    )
+    if usage.cached_input_tokens is not None:
+        out["input_token_details"] = InputTokenDetails(cache_read=usage.cached_input_tokens)
+    if usage.reasoning_tokens is not None:
+        out["output_token_details"] = OutputTokenDetails(reasoning=usage.reasoning_tokens)
+    return out
+
+
+def response_metadata(response: ChatResponse, requested_model: str) -> dict[str, Any]:
+    """What LangChain users look for in ``response_metadata``, with no ``None`` values."""
+    metadata: dict[str, Any] = {
+        "model_name": response.model or requested_model,
+        "model_provider": PROVIDER,
+    }
+    optional = {
+        "finish_reason": response.finish_reason,
+        "system_fingerprint": response.system_fingerprint,
+        "id": response.id,
+        "latency_s": response.latency_s,
+        "time_to_first_token_s": response.time_to_first_token_s,
+    }
+    metadata.update({key: value for key, value in optional.items() if value is not None})
+    return metadata
+
+
+def _additional_kwargs(response: ChatResponse) -> dict[str, Any]:
+    extra: dict[str, Any] = {}
+    if response.reasoning:
+        extra["reasoning_content"] = response.reasoning
+    if response.parsed is not None:
+        extra["parsed"] = response.parsed
+    return extra
+
+
+def ai_message(response: ChatResponse, requested_model: str) -> AIMessage:
+    """The whole answer as an ``AIMessage``; malformed tool arguments become invalid calls."""
+    valid = [
+        tool_call(name=call.name, args=call.arguments, id=call.id)
+        for call in response.tool_calls
+        if call.error is None
+    ]
+    invalid = [
+        invalid_tool_call(name=call.name, args=call.arguments_text, id=call.id, error=call.error)
+        for call in response.tool_calls
+        if call.error is not None
+    ]
+    return AIMessage(
+        content=response.content,
+        additional_kwargs=_additional_kwargs(response),
+        tool_calls=valid,
+        invalid_tool_calls=invalid,
+        usage_metadata=usage_metadata(response.usage) if response.usage else None,
+        response_metadata=response_metadata(response, requested_model),
+        id=response.id,
+    )
+
+
+def chat_result(response: ChatResponse, requested_model: str) -> ChatResult:
+    """The result ``_generate`` returns."""
+    message = ai_message(response, requested_model)
+    llm_output: dict[str, Any] = {"model_name": message.response_metadata["model_name"]}
+    if response.usage is not None:
+        # OpenAI-shaped totals: what LangChain's OpenAI callback handler and older
+        # chains read from ``llm_output``.
+        llm_output["token_usage"] = response.usage.to_openai_dict()
+    if response.system_fingerprint:
+        llm_output["system_fingerprint"] = response.system_fingerprint
+    generation_info = {"finish_reason": response.finish_reason} if response.finish_reason else None
+    return ChatResult(
+        generations=[ChatGeneration(message=message, generation_info=generation_info)],
+        llm_output=llm_output,
+    )
+
+
+class ChunkConverter:
+    """Turns one stream's ``ChatChunk`` objects into ``ChatGenerationChunk`` objects.
+
+    Holds the little state the conversion needs: which tool calls already sent
+    their id and name, and the ids synthesized for calls the server left unnamed.
+    """
+
+    __slots__ = ("_call_ids", "_named")
+
+    def __init__(self) -> None:
+        self._call_ids: dict[int, str] = {}
+        self._named: set[int] = set()
+
+    def convert(self, chunk: ChatChunk) -> ChatGenerationChunk | None:
+        """The LangChain chunk for one server chunk, or None when it carried no delta."""
+        call_chunks = [self._call_chunk(delta) for delta in chunk.tool_call_deltas]
+        if not (chunk.content or chunk.reasoning or call_chunks):
+            return None
+        extra = {"reasoning_content": chunk.reasoning} if chunk.reasoning else {}
+        chunk_id = chunk.raw.get("id")
+        message = AIMessageChunk(
+            content=chunk.content,
+            additional_kwargs=extra,
+            tool_call_chunks=call_chunks,
+            id=chunk_id if isinstance(chunk_id, str) and chunk_id else None,
+        )
+        return ChatGenerationChunk(message=message)
+
+    def _call_chunk(self, delta: ToolCallDelta) -> ToolCallChunk:
+        index: int = delta.index
+        call_id: str | None = None
+        if index not in self._call_ids:
+            call_id = delta.id or f"call_{uuid.uuid4().hex[:24]}"
+            self._call_ids[index] = call_id
+        name: str | None = None
+        if index not in self._named and delta.name:
+            name = delta.name
+            self._named.add(index)
+        return make_tool_call_chunk(
+            name=name, args=delta.arguments or None, id=call_id, index=index
+        )
+
+
+def closing_chunk(response: ChatResponse, requested_model: str) -> ChatGenerationChunk:
+    """The last chunk of a stream: usage, metadata and any parsed value, once."""
+    extra = {"parsed": response.parsed} if response.parsed is not None else {}
+    metadata = response_metadata(response, requested_model)
+    message = AIMessageChunk(
+        content="",
+        additional_kwargs=extra,
+        usage_metadata=usage_metadata(response.usage) if response.usage else None,
+        response_metadata=metadata,
+        id=response.id,
+        chunk_position="last",
+    )
+    generation_info = {"finish_reason": response.finish_reason} if response.finish_reason else None
+    return ChatGenerationChunk(message=message, generation_info=generation_info)
