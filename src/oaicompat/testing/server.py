@@ -1,0 +1,564 @@
+"""A real OpenAI-compatible HTTP/1.1 server on loopback, answering from a script.
+
+The server runs its own asyncio event loop in a daemon thread, so it serves
+synchronous and asynchronous clients alike and keeps a thousand streams open
+at once. It speaks just enough HTTP/1.1 for real clients: keep-alive,
+``Content-Length`` and chunked request bodies, chunked responses with one
+HTTP chunk per SSE event. It never writes to stdout or stderr.
+
+::
+
+    with ScriptedServer() as server:
+        server.enqueue(service_unavailable(), times=2)   # two 503s, then...
+        server.enqueue(Reply(text="Hello!"))              # ...this answer
+        client = SomeClient(base_url=server.base_url)
+        ...
+        assert server.requests[-1].json["model"] == "scripted-model"
+
+When nothing is queued for a route, chat requests are answered by the
+server's policy (:class:`~oaicompat.testing.policy.DefaultPolicy` unless one
+is given), which plays a capable model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gzip
+import http
+import itertools
+import logging
+import socket
+import struct
+import threading
+import time
+import zlib
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Literal
+
+from oaicompat._json import dumps, loads
+from oaicompat.testing.policy import DefaultPolicy
+from oaicompat.testing.replies import Disconnect, RawReply, Reply
+from oaicompat.testing.tokens import count_prompt_tokens
+from oaicompat.testing.wire import Completion, completion_body, sse_events, stream_chunks
+
+__all__ = ["CHAT_PATH", "RecordedRequest", "ScriptedServer"]
+
+logger = logging.getLogger(__name__)
+
+CHAT_PATH = "/v1/chat/completions"
+_MAX_HEAD_BYTES = 1024 * 1024
+_BACKLOG = 4096
+_MAX_CHOICES = 16
+_STARTUP_TIMEOUT = 10.0
+
+Imitation = Literal["llamacpp", "ollama"]
+AnyReply = Reply | RawReply | Disconnect
+QueueItem = AnyReply | Callable[["RecordedRequest"], AnyReply]
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request as the server received it. Header names are lower-case."""
+
+    method: str
+    path: str
+    query: str
+    headers: Mapping[str, str]
+    body: bytes = b""
+    json: Any = field(default=None, repr=False)
+    """The parsed JSON body, or None when the body is empty or not JSON."""
+
+
+class _ClientGone(Exception):
+    """The connection is over: the client left, or a fault closed it on purpose."""
+
+
+class ScriptedServer:
+    """An OpenAI-compatible server on ``127.0.0.1`` with a random free port.
+
+    Routes: ``POST /v1/chat/completions`` (JSON and SSE), ``GET /v1/models``,
+    ``GET /health``; with ``imitate`` containing ``"llamacpp"``, ``GET /props``
+    (``default_generation_settings.n_ctx``); with ``"ollama"``, ``GET /api/tags``
+    and ``GET /api/version``. Anything else is a 404 in OpenAI's wording.
+
+    Args:
+        model: the model name listed by the discovery routes and used in
+            answers when the request names none.
+        context_window: the ``n_ctx`` reported, and the prompt size above which
+            the default policy refuses with a context-length error.
+        policy: answers chat requests when nothing is queued; a callable taking
+            a :class:`RecordedRequest` and returning a reply.
+        imitate: which servers' discovery routes to serve.
+    """
+
+    def __init__(
+        self,
+        *,
+        model: str = "scripted-model",
+        context_window: int = 8192,
+        policy: Callable[[RecordedRequest], AnyReply] | None = None,
+        imitate: Iterable[Imitation] = ("llamacpp", "ollama"),
+    ) -> None:
+        self.model = model
+        self.context_window = context_window
+        self.policy = policy or DefaultPolicy(context_window=context_window)
+        self.imitate = frozenset(imitate)
+        self._lock = threading.Lock()
+        self._queues: dict[str, deque[QueueItem]] = {}
+        self._requests: list[RecordedRequest] = []
+        self._ids = itertools.count(1)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._server: asyncio.AbstractServer | None = None
+        self._connections: set[asyncio.Task[None]] = set()
+        self._port: int | None = None
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def start(self) -> ScriptedServer:
+        """Bind a free port and serve in a background thread. Returns self."""
+        if self._loop is not None:
+            return self
+        loop = asyncio.new_event_loop()
+        loop.set_exception_handler(_log_loop_error)
+        thread = threading.Thread(
+            target=_run_loop, args=(loop,), name="oaicompat-scripted-server", daemon=True
+        )
+        self._loop, self._thread = loop, thread
+        thread.start()
+        try:
+            asyncio.run_coroutine_threadsafe(self._open(), loop).result(_STARTUP_TIMEOUT)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Close every connection, stop serving and join the thread. Idempotent."""
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        try:
+            if loop.is_running() or not loop.is_closed():
+                future = asyncio.run_coroutine_threadsafe(self._close(), loop)
+                with contextlib.suppress(Exception):
+                    future.result(_STARTUP_TIMEOUT)
+                loop.call_soon_threadsafe(loop.stop)
+        finally:
+            thread.join(_STARTUP_TIMEOUT)
+            self._loop = self._thread = self._server = None
+            self._port = None
+
+    def __enter__(self) -> ScriptedServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    async def _open(self) -> None:
+        self._server = await asyncio.start_server(
+            self._serve_connection,
+            "127.0.0.1",
+            0,
+            limit=_MAX_HEAD_BYTES,
+            backlog=_BACKLOG,
+        )
+        self._port = self._server.sockets[0].getsockname()[1]
+
+    async def _close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        tasks = list(self._connections)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    # -- addresses -----------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise RuntimeError("ScriptedServer is not running; call start() first")
+        return self._port
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT``, the server's root."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT/v1``, what OpenAI-style clients take as ``base_url``."""
+        return f"{self.url}/v1"
+
+    # -- script --------------------------------------------------------------
+
+    def enqueue(self, *replies: QueueItem, times: int = 1, path: str = CHAT_PATH) -> None:
+        """Queue replies for ``path``, each ``times`` times, answered first in, first out.
+
+        A reply is a :class:`Reply`, :class:`RawReply`, :class:`Disconnect`, or
+        a callable building one from the :class:`RecordedRequest`. Once the
+        queue is empty, chat requests go to the policy again, so
+        ``enqueue(service_unavailable(), times=2)`` means "fail twice, then answer".
+        Only the chat route takes a :class:`Reply`.
+        """
+        if times < 0:
+            raise ValueError("times must be >= 0")
+        for reply in replies:
+            if isinstance(reply, Reply) and path != CHAT_PATH:
+                raise TypeError(f"a Reply answers {CHAT_PATH} only; use RawReply for {path}")
+        with self._lock:
+            queue = self._queues.setdefault(path, deque())
+            for reply in replies:
+                queue.extend([reply] * times)
+
+    def script(self, *replies: QueueItem) -> None:
+        """Replace the queued chat replies with these, in order."""
+        with self._lock:
+            self._queues[CHAT_PATH] = deque(replies)
+        for reply in replies:
+            if not (callable(reply) or isinstance(reply, (Reply, RawReply, Disconnect))):
+                raise TypeError(f"not a reply: {reply!r}")
+
+    def pending(self, path: str = CHAT_PATH) -> int:
+        """How many queued replies for ``path`` have not been used yet."""
+        with self._lock:
+            return len(self._queues.get(path, ()))
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """Every request received so far, oldest first (a copy)."""
+        with self._lock:
+            return list(self._requests)
+
+    @property
+    def chat_requests(self) -> list[RecordedRequest]:
+        """The requests made to the chat route."""
+        return [request for request in self.requests if request.path == CHAT_PATH]
+
+    def clear(self) -> None:
+        """Forget recorded requests and drop every queued reply."""
+        with self._lock:
+            self._requests.clear()
+            self._queues.clear()
+
+    def _next_queued(self, request: RecordedRequest) -> AnyReply | None:
+        with self._lock:
+            queue = self._queues.get(request.path)
+            item = queue.popleft() if queue else None
+        if item is None or isinstance(item, (Reply, RawReply, Disconnect)):
+            return item
+        return item(request)
+
+    # -- HTTP ----------------------------------------------------------------
+
+    async def _serve_connection(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._connections.add(task)
+        try:
+            while await self._serve_one(reader, writer):
+                pass
+        except (_ClientGone, ConnectionError, asyncio.IncompleteReadError):
+            pass
+        except (asyncio.LimitOverrunError, ValueError, UnicodeDecodeError):
+            with contextlib.suppress(ConnectionError):
+                await _send(writer, 400, _error("Malformed HTTP request"), keep_alive=False)
+        finally:
+            if task is not None:
+                self._connections.discard(task)
+            writer.close()
+
+    async def _serve_one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except asyncio.IncompleteReadError as exc:
+            if exc.partial.strip():
+                raise ValueError("truncated request head") from exc
+            return False
+        request_line, *header_lines = head.decode("latin-1").split("\r\n")
+        method, target, version = request_line.split(" ", 2)
+        headers: dict[str, str] = {}
+        for line in header_lines:
+            if line:
+                name, _, value = line.partition(":")
+                key = name.strip().lower()
+                headers[key] = (
+                    f"{headers[key]}, {value.strip()}" if key in headers else value.strip()
+                )
+        body = await _read_body(reader, headers)
+        path, _, query = target.partition("?")
+        parsed: Any = None
+        if body:
+            with contextlib.suppress(ValueError):
+                parsed = loads(body)
+        request = RecordedRequest(method, path, query, headers, body, parsed)
+        with self._lock:
+            self._requests.append(request)
+        keep_alive = version == "HTTP/1.1" and headers.get("connection", "").lower() != "close"
+        return await self._respond(request, writer, keep_alive) and keep_alive
+
+    async def _respond(
+        self, request: RecordedRequest, writer: asyncio.StreamWriter, keep_alive: bool
+    ) -> bool:
+        is_chat = request.method == "POST" and request.path == CHAT_PATH
+        discovery = None if is_chat else self._discovery_route(request)
+        if not is_chat and discovery is None:
+            message = f"Invalid URL ({request.method} {request.path})"
+            await _send(writer, 404, _error(message), keep_alive=keep_alive)
+            return True
+        reply = self._next_queued(request)
+        if reply is None and discovery is not None:
+            await _send(writer, 200, discovery(self), keep_alive=keep_alive)
+            return True
+        if reply is None:
+            reply = self.policy(request)
+        if isinstance(reply, Disconnect):
+            await asyncio.sleep(reply.delay)
+            _reset(writer)
+            return False
+        if isinstance(reply, RawReply):
+            await asyncio.sleep(reply.first_byte_delay)
+            await _send(
+                writer,
+                reply.status,
+                reply.body,
+                keep_alive=keep_alive,
+                headers=reply.headers,
+                content_type=reply.content_type,
+                compress=reply.gzip,
+            )
+            return True
+        return await self._send_completion(request, reply, writer, keep_alive)
+
+    def _discovery_route(self, request: RecordedRequest) -> Callable[[ScriptedServer], Any] | None:
+        if request.method != "GET":
+            return None
+        routes: dict[str, Callable[[ScriptedServer], Any]] = {
+            "/v1/models": _models,
+            "/health": lambda _: {"status": "ok"},
+        }
+        if "llamacpp" in self.imitate:
+            routes["/props"] = _props
+        if "ollama" in self.imitate:
+            routes["/api/tags"] = _tags
+            routes["/api/version"] = lambda _: {"version": "0.6.0"}
+        return routes.get(request.path.rstrip("/") or "/")
+
+    async def _send_completion(
+        self,
+        request: RecordedRequest,
+        reply: Reply,
+        writer: asyncio.StreamWriter,
+        keep_alive: bool,
+    ) -> bool:
+        body = request.json if isinstance(request.json, dict) else {}
+        stream_options = body.get("stream_options")
+        requested_n = body.get("n")
+        completion = Completion(
+            id=f"chatcmpl-scripted{next(self._ids)}",
+            created=int(time.time()),
+            model=str(body["model"]) if isinstance(body.get("model"), str) else self.model,
+            prompt_tokens=count_prompt_tokens(body),
+            include_usage=isinstance(stream_options, dict)
+            and stream_options.get("include_usage") is True,
+            n=min(max(requested_n, 1), _MAX_CHOICES) if isinstance(requested_n, int) else 1,
+        )
+        await asyncio.sleep(reply.first_byte_delay)
+        if body.get("stream") is not True:
+            payload = completion_body(reply, completion)
+            if reply.drop_after is None:
+                await _send(
+                    writer,
+                    reply.status,
+                    payload,
+                    keep_alive=keep_alive,
+                    headers=reply.headers,
+                    compress=reply.gzip,
+                )
+                return True
+            data = dumps(payload)
+            head = _head(reply.status, "application/json", len(data), reply.headers, keep_alive)
+            writer.write(head + data[: len(data) // 2])
+            await writer.drain()
+            raise _ClientGone
+        await self._stream(
+            reply, sse_events(reply, stream_chunks(reply, completion)), writer, keep_alive
+        )
+        return True
+
+    async def _stream(
+        self, reply: Reply, events: list[bytes], writer: asyncio.StreamWriter, keep_alive: bool
+    ) -> None:
+        headers = {"Cache-Control": "no-cache", **reply.headers}
+        compressor = zlib.compressobj(wbits=31) if reply.gzip else None
+        if compressor is not None:
+            headers["Content-Encoding"] = "gzip"
+        writer.write(_head(reply.status, "text/event-stream", None, headers, keep_alive))
+        for position, event in enumerate(events):
+            if reply.drop_after is not None and position >= reply.drop_after:
+                await writer.drain()
+                raise _ClientGone
+            if position and reply.chunk_delay:
+                await asyncio.sleep(reply.chunk_delay)
+            if compressor is not None:
+                event = compressor.compress(event) + compressor.flush(zlib.Z_SYNC_FLUSH)
+            writer.write(b"%x\r\n%b\r\n" % (len(event), event))
+            await writer.drain()
+        if reply.drop_after is not None:
+            raise _ClientGone
+        tail = compressor.flush() if compressor is not None else b""
+        if tail:
+            writer.write(b"%x\r\n%b\r\n" % (len(tail), tail))
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+
+
+# -- routes ------------------------------------------------------------------
+
+
+def _models(server: ScriptedServer) -> Any:
+    return {
+        "object": "list",
+        "data": [
+            {
+                "id": server.model,
+                "object": "model",
+                "created": 1700000000,
+                "owned_by": "oaicompat",
+                "meta": {"n_ctx_train": server.context_window},
+            }
+        ],
+    }
+
+
+def _props(server: ScriptedServer) -> Any:
+    return {
+        "default_generation_settings": {
+            "n_ctx": server.context_window,
+            "model": server.model,
+            "params": {"temperature": 0.8, "top_p": 0.95},
+        },
+        "total_slots": 1,
+        "model_path": f"/models/{server.model}.gguf",
+        "chat_template": "{{ messages }}",
+        "build_info": "scripted",
+    }
+
+
+def _tags(server: ScriptedServer) -> Any:
+    return {
+        "models": [
+            {
+                "name": server.model,
+                "model": server.model,
+                "modified_at": "2025-01-01T00:00:00Z",
+                "size": 0,
+                "digest": "0" * 64,
+                "details": {"format": "gguf", "family": "llama", "parameter_size": "1B"},
+            }
+        ]
+    }
+
+
+# -- HTTP helpers ------------------------------------------------------------
+
+
+def _run_loop(loop: asyncio.AbstractEventLoop) -> None:
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_forever()
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+
+
+def _log_loop_error(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    # Clients that vanish mid-stream are routine here; keep them off stderr.
+    logger.debug("scripted server: %s", context.get("message"), exc_info=context.get("exception"))
+
+
+def _error(message: str, type_: str = "invalid_request_error") -> Any:
+    return {"error": {"message": message, "type": type_, "param": None, "code": None}}
+
+
+async def _read_body(reader: asyncio.StreamReader, headers: Mapping[str, str]) -> bytes:
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        parts: list[bytes] = []
+        while True:
+            size_line = await reader.readuntil(b"\r\n")
+            size = int(size_line.split(b";", 1)[0].strip(), 16)
+            if size == 0:
+                await reader.readuntil(b"\r\n")
+                return b"".join(parts)
+            parts.append(await reader.readexactly(size))
+            await reader.readexactly(2)
+    length = int(headers.get("content-length", "0") or "0")
+    return await reader.readexactly(length) if length else b""
+
+
+def _head(
+    status: int,
+    content_type: str,
+    length: int | None,
+    headers: Mapping[str, str],
+    keep_alive: bool,
+) -> bytes:
+    try:
+        reason = http.HTTPStatus(status).phrase
+    except ValueError:
+        reason = "Unknown"
+    lines = [f"HTTP/1.1 {status} {reason}", f"Content-Type: {content_type}"]
+    lines.append(
+        f"Content-Length: {length}" if length is not None else "Transfer-Encoding: chunked"
+    )
+    lines.append(f"Connection: {'keep-alive' if keep_alive else 'close'}")
+    lines.append("Server: oaicompat-scripted")
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+async def _send(
+    writer: asyncio.StreamWriter,
+    status: int,
+    body: Any,
+    *,
+    keep_alive: bool,
+    headers: Mapping[str, str] | None = None,
+    content_type: str | None = None,
+    compress: bool = False,
+) -> None:
+    if isinstance(body, bytes):
+        data, default_type = body, "application/octet-stream"
+    elif isinstance(body, str):
+        data, default_type = body.encode("utf-8"), "text/plain; charset=utf-8"
+    else:
+        data, default_type = dumps(body), "application/json"
+    extra = dict(headers or {})
+    if compress:
+        data = gzip.compress(data)
+        extra["Content-Encoding"] = "gzip"
+    writer.write(_head(status, content_type or default_type, len(data), extra, keep_alive) + data)
+    await writer.drain()
+
+
+def _reset(writer: asyncio.StreamWriter) -> None:
+    """Close with a TCP RST (SO_LINGER 0) instead of an orderly FIN."""
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
