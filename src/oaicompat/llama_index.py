@@ -20,7 +20,8 @@ imports LlamaIndex; ``import oaicompat`` does not.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
+import functools
+import inspect
 import logging
 from collections.abc import AsyncGenerator, Callable, Generator, Sequence
 from dataclasses import asdict
@@ -98,8 +99,13 @@ def _completion_callback(method: _F) -> _F:
     return cast(_F, llm_completion_callback()(method))
 
 
+@functools.cache
 def _core_has_structured_output() -> bool:
-    return importlib.util.find_spec("oaicompat.structured") is not None
+    """Whether the core client takes ``structured_method`` (its structured-output API);
+    until it does, LlamaIndex's own function-calling program does the work."""
+    from oaicompat.client import Client
+
+    return "structured_method" in inspect.signature(Client.chat).parameters
 
 
 class OpenAICompatible(FunctionCallingLLM):
