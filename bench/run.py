@@ -79,6 +79,8 @@ class BenchServer:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
 
 
 @contextlib.contextmanager
@@ -91,32 +93,44 @@ def bench_server(prebuild: list[int]) -> Iterator[BenchServer]:
 
 
 def run_worker(
-    server: BenchServer, spec: ClientSpec, scenario: Scenario, timeout_s: float
-) -> dict[str, Any]:
+    server: BenchServer, spec: ClientSpec, batch: list[Scenario], timeout_s: float
+) -> list[dict[str, Any]]:
+    """Run one client on the scenarios of ``batch`` in one worker process.
+
+    The server's CPU time is attributed to a scenario only when the batch has
+    one scenario (it is read before and after the process).
+    """
     command = [sys.executable, "-m", "bench.worker", "--client", spec.name]
-    command += ["--scenario", json.dumps(scenario.to_json()), "--base-url", server.base_url]
-    base = {"client": spec.name, "scenario": scenario.name}
+    for scenario in batch:
+        command += ["--scenario", json.dumps(scenario.to_json())]
+    command += ["--base-url", server.base_url]
     server_before = server.cpu_seconds()
     try:
         done = subprocess.run(
             command,
             capture_output=True,
             text=True,
-            timeout=timeout_s,
+            timeout=timeout_s * len(batch),
             cwd=ROOT,
             env=_child_env(),
             check=False,
         )
     except subprocess.TimeoutExpired:
-        return {**base, "status": "timeout", "reason": f"no result within {timeout_s:.0f} s"}
+        failure = {"status": "timeout", "reason": f"no result within {timeout_s:.0f} s"}
+        return [{"client": spec.name, "scenario": s.name, **failure} for s in batch]
     server_cpu = server.cpu_seconds() - server_before
+    results: dict[str, dict[str, Any]] = {}
     for line in done.stdout.splitlines():
         if line.startswith(RESULT_PREFIX):
-            result: dict[str, Any] = json.loads(line[len(RESULT_PREFIX) :])
-            result["server_cpu_s"] = server_cpu
-            return result
+            result = json.loads(line[len(RESULT_PREFIX) :])
+            if len(batch) == 1:
+                result["server_cpu_s"] = server_cpu
+            results[result["scenario"]] = result
     tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
-    return {**base, "status": "crashed", "reason": f"exit {done.returncode}: {' | '.join(tail)}"}
+    crash = {"status": "crashed", "reason": f"exit {done.returncode}: {' | '.join(tail)}"}
+    return [
+        results.get(s.name) or {"client": spec.name, "scenario": s.name, **crash} for s in batch
+    ]
 
 
 def run_rounds(
@@ -125,22 +139,27 @@ def run_rounds(
     selected: list[Scenario],
     repetitions: int,
     timeout_s: float,
+    one_process_per_client: bool = False,
 ) -> list[dict[str, Any]]:
+    """Every client on every scenario, ``repetitions`` times, the client order
+    rotated each time. A client found unavailable is not started again."""
     runs: list[dict[str, Any]] = []
     unavailable: set[str] = set()
+    batches = [selected] if one_process_per_client else [[scenario] for scenario in selected]
     for repetition in range(repetitions):
         shift = repetition % len(clients)
         order = clients[shift:] + clients[:shift]
-        for scenario in selected:
+        for batch in batches:
             for spec in order:
-                if spec.mode_for(scenario.needs_async) is None or spec.name in unavailable:
+                applicable = [s for s in batch if spec.mode_for(s.needs_async) is not None]
+                if not applicable or spec.name in unavailable:
                     continue
-                result = run_worker(server, spec, scenario, timeout_s)
-                result["repetition"] = repetition
-                runs.append(result)
-                if result["status"] == "unavailable":
-                    unavailable.add(spec.name)
-                _log(repetition, repetitions, result)
+                for result in run_worker(server, spec, applicable, timeout_s):
+                    result["repetition"] = repetition
+                    runs.append(result)
+                    if result["status"] == "unavailable":
+                        unavailable.add(spec.name)
+                    _log(repetition, repetitions, result)
     return runs
 
 
@@ -162,17 +181,22 @@ def _log(repetition: int, repetitions: int, result: dict[str, Any]) -> None:
 
 _IMPORT_PROBE = """
 import importlib, json, sys, time
-start = time.perf_counter()
+wall, cpu = time.perf_counter(), time.process_time()
 importlib.import_module(sys.argv[1])
-seconds = time.perf_counter() - start
-print(json.dumps({"seconds": seconds, "pulls": [m for m in sys.argv[2:] if m in sys.modules]}))
+wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+pulls = [m for m in sys.argv[2:] if m in sys.modules]
+print(json.dumps({"wall_s": wall, "cpu_s": cpu, "pulls": pulls}))
 """
 
 
 def measure_imports(packages: list[str], repeats: int) -> dict[str, Any]:
-    """Median import time of each package, each in a fresh interpreter, interleaved."""
-    samples: dict[str, list[float]] = {package: [] for package in packages}
-    outcome: dict[str, Any] = {package: {} for package in packages}
+    """Median import time of each package, each in a fresh interpreter, interleaved.
+
+    Both wall and CPU time: on a busy machine wall time is inflated by other
+    processes, CPU time much less, so the target is judged on CPU time.
+    """
+    samples: dict[str, dict[str, list[float]]] = {p: {"wall_s": [], "cpu_s": []} for p in packages}
+    outcome: dict[str, dict[str, Any]] = {package: {} for package in packages}
     for _ in range(repeats):
         for package in packages:
             if "error" in outcome[package]:
@@ -191,11 +215,16 @@ def measure_imports(packages: list[str], repeats: int) -> dict[str, Any]:
                 outcome[package] = {"error": f"unavailable: {last[:200]}"}
                 continue
             probe = json.loads(done.stdout.strip().splitlines()[-1])
-            samples[package].append(probe["seconds"])
+            for figure, values in samples[package].items():
+                values.append(probe[figure])
             outcome[package]["pulls"] = [m for m in probe["pulls"] if m != package]
-    for package, seconds in samples.items():
-        if seconds:
-            outcome[package].update(median_s=statistics.median(seconds), samples_s=seconds)
+    for package, figures in samples.items():
+        if figures["wall_s"]:
+            outcome[package].update(
+                median_wall_s=statistics.median(figures["wall_s"]),
+                median_cpu_s=statistics.median(figures["cpu_s"]),
+                samples=figures,
+            )
     return outcome
 
 
@@ -228,7 +257,9 @@ def main(argv: list[str] | None = None) -> int:
 
     prebuild = sorted({scenario.tokens for scenario in selected})
     with bench_server(prebuild) as server:
-        runs = run_rounds(server, clients, selected, repetitions, timeout_s)
+        runs = run_rounds(
+            server, clients, selected, repetitions, timeout_s, one_process_per_client=args.small
+        )
     packages = list(dict.fromkeys(spec.package for spec in clients))
     imports = measure_imports(packages, import_repeats) if import_repeats > 0 else {}
 

@@ -1,10 +1,11 @@
 """One client, one scenario, in a process of its own.
 
 The harness starts this module once per measurement, so each library's
-imports, pools and memory are its own. CPU time is this process's
+imports, pools and memory are its own (``--small`` runs all scenarios of
+one client in one process to save interpreter start-ups). CPU time is this process's
 ``getrusage`` (user + sys) around the measured part only: imports,
 construction and a warm-up call happen before it. The result is one JSON
-line prefixed with ``RESULT_PREFIX`` on stdout.
+line per scenario, prefixed with ``RESULT_PREFIX``, on stdout.
 """
 
 from __future__ import annotations
@@ -192,13 +193,18 @@ def run(client_name: str, scenario: Scenario, base_url: str) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Run one client on one scenario.")
     parser.add_argument("--client", required=True, choices=sorted(BY_NAME))
-    parser.add_argument("--scenario", required=True, help="the Scenario as JSON")
+    parser.add_argument(
+        "--scenario",
+        required=True,
+        action="append",
+        help="a Scenario as JSON; repeat to run several in this one process, in order",
+    )
     parser.add_argument("--base-url", required=True)
     args = parser.parse_args(argv)
-    scenario = Scenario(**json.loads(args.scenario))
-    result = run(args.client, scenario, args.base_url)
-    sys.stdout.write(RESULT_PREFIX + json.dumps(result) + "\n")
-    sys.stdout.flush()
+    for scenario_json in args.scenario:
+        result = run(args.client, Scenario(**json.loads(scenario_json)), args.base_url)
+        sys.stdout.write(RESULT_PREFIX + json.dumps(result) + "\n")
+        sys.stdout.flush()
 
 
 if __name__ == "__main__":
