@@ -1,0 +1,248 @@
+"""What the clients know about servers: presets, discovery, fallback, structured output.
+
+`ServerAwareBase` sits between ``ClientBase`` (configuration, requests, errors)
+and the two client classes. It adds, once for both:
+
+- factories for the presets (``Client.for_ollama("llama3.1")``...);
+- the arguments the discovery flows run with, and their drivers;
+- ``_prepare_chat``: the request body with structured output applied and the
+  profile's learned quirks conformed;
+- ``_reconsider_refused``: a request a server refused for one of its parameters
+  is resent once without it (or with the supported alternative), and the
+  client keeps the updated profile so later calls do not pay again.
+
+The structured-output streams are here too: a stream parses its final answer
+into ``response.parsed`` with the body that was finally sent.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Mapping, Sequence
+from functools import partial
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+import httpx
+
+from oaicompat._probes import Flow, run_async, run_sync
+from oaicompat._transport import MAX_FALLBACKS, CallState, ClientBase
+from oaicompat.errors import APIStatusError, InternalServerError, OAICompatError
+from oaicompat.fallback import conform_body, explain_fallback, plan_fallback
+from oaicompat.streaming import AsyncChatStream, ChatStream
+from oaicompat.structured import (
+    MethodArg,
+    StructuredSpec,
+    apply_method,
+    choose_method,
+    method_in_body,
+    parse_structured,
+    resolve_spec,
+)
+from oaicompat.types import ChatChunk, ChatResponse, JSONObject, Message
+
+if TYPE_CHECKING:
+    from oaicompat.client import AsyncClient, Client
+
+__all__ = ["AsyncStructuredChatStream", "ServerAwareBase", "StructuredChatStream"]
+
+logger = logging.getLogger("oaicompat")
+
+_T = TypeVar("_T")
+_C = TypeVar("_C", bound="ServerAwareBase")
+
+
+def _structured_spec(response_format: Any) -> StructuredSpec | None:
+    if response_format is None:
+        return None
+    return resolve_spec(response_format)
+
+
+def _parse_into(response: ChatResponse, spec: StructuredSpec, body: Mapping[str, Any]) -> None:
+    response.parsed = parse_structured(response, spec, method_in_body(body) or "json_schema")
+
+
+class ServerAwareBase(ClientBase):
+    """Presets, discovery, fallback and structured output for `Client` and `AsyncClient`."""
+
+    # Factories ---------------------------------------------------------------------
+
+    @classmethod
+    def for_server(cls: type[_C], name: str, model: str, **kwargs: Any) -> _C:
+        """A client for the preset ``name`` (``"ollama"``, ``"vllm"``...) at its default URL.
+
+        ``base_url=...`` points it elsewhere; every other keyword is the constructor's.
+        """
+        base_url = kwargs.pop("base_url", None)
+        return cls(base_url, model, profile=name, **kwargs)
+
+    @classmethod
+    def for_ollama(cls: type[_C], model: str, **kwargs: Any) -> _C:
+        """Ollama, by default at ``http://localhost:11434/v1``."""
+        return cls.for_server("ollama", model, **kwargs)
+
+    @classmethod
+    def for_vllm(cls: type[_C], model: str, **kwargs: Any) -> _C:
+        """vLLM, by default at ``http://localhost:8000/v1``."""
+        return cls.for_server("vllm", model, **kwargs)
+
+    @classmethod
+    def for_lmstudio(cls: type[_C], model: str, **kwargs: Any) -> _C:
+        """LM Studio, by default at ``http://localhost:1234/v1``."""
+        return cls.for_server("lmstudio", model, **kwargs)
+
+    @classmethod
+    def for_llamacpp(cls: type[_C], model: str, **kwargs: Any) -> _C:
+        """llama.cpp's ``llama-server``, by default at ``http://localhost:8080/v1``."""
+        return cls.for_server("llamacpp", model, **kwargs)
+
+    # Discovery ---------------------------------------------------------------------
+
+    def _probe_args(self) -> dict[str, Any]:
+        return {
+            "base_url": str(self._base_url),
+            "headers": {k: v for k, v in self._json_headers.items() if k != "Content-Type"},
+            "params": self._query or None,
+            "timeout": self._timeout,
+        }
+
+    def _run_flow(self, flow: Flow[_T]) -> _T:
+        try:
+            return run_sync(flow, cast(httpx.Client, self._http_base), **self._probe_args())
+        except OAICompatError as error:
+            self._redact(error)
+            raise
+
+    async def _arun_flow(self, flow: Flow[_T]) -> _T:
+        try:
+            http = cast(httpx.AsyncClient, self._http_base)
+            return await run_async(flow, http, **self._probe_args())
+        except OAICompatError as error:
+            self._redact(error)
+            raise
+
+    # Requests ----------------------------------------------------------------------
+
+    def _prepare_chat(
+        self,
+        messages: str | Sequence[Message],
+        *,
+        stream: bool,
+        tools: Sequence[Mapping[str, Any]] | None,
+        tool_choice: Any,
+        parallel_tool_calls: bool | None,
+        response_format: Any,
+        structured_method: MethodArg,
+        params: Mapping[str, Any],
+    ) -> tuple[JSONObject, StructuredSpec | None]:
+        """The body to send and, when structured output was asked for, what to parse."""
+        spec = _structured_spec(response_format)
+        body = self._prepare_request(
+            messages,
+            stream=stream,
+            tools=tools,
+            tool_choice=tool_choice,
+            parallel_tool_calls=parallel_tool_calls,
+            response_format=response_format if spec is None and response_format else None,
+            params=params,
+        )
+        if spec is not None:
+            method = choose_method(structured_method, spec, self._profile, user_tools=bool(tools))
+            body = apply_method(body, spec, method, self._profile)
+        return conform_body(body, self._profile), spec
+
+    def _parsing(
+        self, attempt: Callable[[JSONObject], ChatResponse], spec: StructuredSpec | None
+    ) -> Callable[[JSONObject], ChatResponse]:
+        """``attempt``, with its answer parsed by the method of the body it sent."""
+        if spec is None:
+            return attempt
+
+        def parsed(body: JSONObject) -> ChatResponse:
+            response = attempt(body)
+            _parse_into(response, spec, body)
+            return response
+
+        return parsed
+
+    def _aparsing(
+        self,
+        attempt: Callable[[JSONObject], Awaitable[ChatResponse]],
+        spec: StructuredSpec | None,
+    ) -> Callable[[JSONObject], Awaitable[ChatResponse]]:
+        """`_parsing` for coroutine attempts."""
+        if spec is None:
+            return attempt
+
+        async def parsed(body: JSONObject) -> ChatResponse:
+            response = await attempt(body)
+            _parse_into(response, spec, body)
+            return response
+
+        return parsed
+
+    # Refusals ----------------------------------------------------------------------
+
+    def _reconsider_refused(self, error: APIStatusError, body: JSONObject) -> JSONObject | None:
+        plan = plan_fallback(error, body, self._profile)
+        if plan is None:
+            return None
+        new_body, profile = plan
+        logger.warning(
+            "%s refused a request parameter (%s); resending with: %s. This client sends "
+            "requests that way from now on.",
+            self.base_url,
+            error.server_message or error.message,
+            explain_fallback(body, new_body),
+        )
+        self._profile = profile
+        return new_body
+
+    def _recover(self, call: CallState, error: OAICompatError) -> float | None:
+        # llama-cpp-python reports a refused response_format as a 500, which the
+        # retry policy would resend unchanged; a refusal is reconsidered first.
+        if isinstance(error, InternalServerError) and call.fallbacks < MAX_FALLBACKS:
+            new_body = self._reconsider_refused(error, call.body)
+            if new_body is not None:
+                call.fallbacks += 1
+                call.body = new_body
+                return 0.0
+        return super()._recover(call, error)
+
+
+class StructuredChatStream(ChatStream):
+    """A `ChatStream` whose final answer carries ``parsed``."""
+
+    def __init__(self, client: Client, body: JSONObject, spec: StructuredSpec) -> None:
+        self._spec = spec
+        self._sent = body
+
+        def attempt(sent: JSONObject) -> httpx.Response:
+            self._sent = sent
+            return client._open_stream_once(sent)
+
+        super().__init__(client, partial(client._with_retries, body, attempt))
+
+    def _run(self) -> Generator[ChatChunk, None, None]:
+        yield from super()._run()
+        if self._core.response is not None:
+            _parse_into(self._core.response, self._spec, self._sent)
+
+
+class AsyncStructuredChatStream(AsyncChatStream):
+    """An `AsyncChatStream` whose final answer carries ``parsed``."""
+
+    def __init__(self, client: AsyncClient, body: JSONObject, spec: StructuredSpec) -> None:
+        self._spec = spec
+        self._sent = body
+
+        async def attempt(sent: JSONObject) -> httpx.Response:
+            self._sent = sent
+            return await client._open_stream_once(sent)
+
+        super().__init__(client, partial(client._with_retries, body, attempt))
+
+    async def _run(self) -> AsyncGenerator[ChatChunk, None]:
+        async for chunk in super()._run():
+            yield chunk
+        if self._core.response is not None:
+            _parse_into(self._core.response, self._spec, self._sent)
