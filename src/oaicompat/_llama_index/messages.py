@@ -59,7 +59,7 @@ def to_message_dict(message: ChatMessage, *, send_reasoning: bool = False) -> Me
             media_parts.append(part)
             ordered_parts.append(part)
         elif isinstance(block, ToolCallBlock):
-            tool_calls.append(_tool_call_dict(block))
+            tool_calls.append(tool_call_dict(block))
         elif isinstance(block, ThinkingBlock):
             if block.content:
                 reasoning.append(block.content)
@@ -101,14 +101,23 @@ def _audio_part(block: AudioBlock) -> dict[str, Any]:
     return {"type": "input_audio", "input_audio": {"data": data, "format": block.format}}
 
 
-def _tool_call_dict(block: ToolCallBlock) -> dict[str, Any]:
-    arguments = block.tool_kwargs
-    arguments_text = arguments if isinstance(arguments, str) else _json.dumps(arguments).decode()
+def tool_call_dict(block: ToolCallBlock) -> dict[str, Any]:
+    """A ``ToolCallBlock`` as an assistant message's ``tool_calls`` entry."""
     return {
         "id": block.tool_call_id or "",
         "type": "function",
-        "function": {"name": block.tool_name, "arguments": arguments_text or "{}"},
+        "function": {
+            "name": block.tool_name,
+            "arguments": arguments_text(block.tool_kwargs) or "{}",
+        },
     }
+
+
+def arguments_text(arguments: Mapping[str, Any] | str) -> str:
+    """Tool arguments as the JSON text the wire carries; text is kept as it is."""
+    if isinstance(arguments, str):
+        return arguments
+    return _json.dumps(arguments).decode()
 
 
 def _legacy_tool_calls(value: Any) -> list[dict[str, Any]]:
@@ -123,13 +132,14 @@ def _legacy_tool_calls(value: Any) -> list[dict[str, Any]]:
             continue
         function = call.get("function") or {}
         arguments = function.get("arguments")
-        if not isinstance(arguments, str):
-            arguments = _json.dumps(arguments or {}).decode()
         calls.append(
             {
                 "id": str(call.get("id") or ""),
                 "type": "function",
-                "function": {"name": function.get("name") or "", "arguments": arguments},
+                "function": {
+                    "name": function.get("name") or "",
+                    "arguments": arguments_text(arguments if arguments is not None else {}),
+                },
             }
         )
     return calls

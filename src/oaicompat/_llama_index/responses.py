@@ -21,6 +21,7 @@ from llama_index.core.base.llms.types import (
 )
 
 from oaicompat import types as core
+from oaicompat._llama_index.messages import tool_call_dict
 
 PARSED_KEY = "parsed"
 """``ChatResponse.additional_kwargs`` key holding the core's structured-output value."""
@@ -66,7 +67,7 @@ def to_chat_response(response: core.ChatResponse) -> ChatResponse:
     if response.parsed is not None:
         additional_kwargs[PARSED_KEY] = response.parsed
     return ChatResponse(
-        message=ChatMessage(role=MessageRole.ASSISTANT, blocks=blocks),
+        message=_assistant_message(blocks),
         raw=raw_with_usage(response.raw, response.usage),
         additional_kwargs=additional_kwargs,
     )
@@ -124,9 +125,8 @@ class StreamFolder:
         if chunk.reasoning:
             additional_kwargs[THINKING_DELTA_KEY] = chunk.reasoning
         return ChatResponse(
-            message=ChatMessage(
-                role=MessageRole.ASSISTANT,
-                blocks=_blocks(self._content, self._reasoning or None, None, tool_blocks),
+            message=_assistant_message(
+                _blocks(self._content, self._reasoning or None, None, tool_blocks)
             ),
             delta=chunk.content,
             raw=raw_with_usage(chunk.raw, chunk.usage),
@@ -138,6 +138,18 @@ class StreamFolder:
         response = to_chat_response(final)
         response.delta = ""
         return response
+
+
+def _assistant_message(blocks: list[ContentBlock]) -> ChatMessage:
+    """An assistant message; its tool calls are also mirrored, OpenAI-style, in
+    ``additional_kwargs["tool_calls"]``, which parts of LlamaIndex (its streaming
+    structured-output program) still look for before reading the blocks."""
+    calls = [tool_call_dict(block) for block in blocks if isinstance(block, ToolCallBlock)]
+    return ChatMessage(
+        role=MessageRole.ASSISTANT,
+        blocks=blocks,
+        additional_kwargs={"tool_calls": calls} if calls else {},
+    )
 
 
 def _blocks(

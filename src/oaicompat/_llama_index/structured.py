@@ -14,7 +14,7 @@ from llama_index.core.base.llms.types import ChatMessage, ChatResponse, ToolCall
 from llama_index.core.program.streaming_utils import process_streaming_content_incremental
 from llama_index.core.types import Model
 
-from oaicompat import _json
+from oaicompat._llama_index.messages import arguments_text
 from oaicompat._llama_index.responses import PARSED_KEY
 
 if TYPE_CHECKING:
@@ -78,6 +78,5 @@ def _json_text(response: ChatResponse) -> str:
         return content
     for block in response.message.blocks:
         if isinstance(block, ToolCallBlock):
-            arguments = block.tool_kwargs
-            return arguments if isinstance(arguments, str) else _json.dumps(arguments).decode()
+            return arguments_text(block.tool_kwargs)
     return ""
