@@ -198,7 +198,7 @@ def test_stream_final_response(name: str) -> None:
     assert response.finish_reason == expected.finish_reason
     assert response.usage == expected.usage
     assert len(response.tool_calls) == len(expected.calls)
-    for call, (call_id, name_, arguments) in zip(response.tool_calls, expected.calls):
+    for call, (call_id, name_, arguments) in zip(response.tool_calls, expected.calls, strict=True):
         assert isinstance(call.id, str)
         assert call.id
         if call_id is not None:
@@ -300,9 +300,13 @@ def test_error_after_the_stream_started(name: str) -> None:
     server_name, partial_text, server_message = FAILING[name]
     parser = StreamParser(profile(server_name))
     received: list[str] = []
-    with pytest.raises(StreamError) as caught:
+
+    def feed_all() -> None:
         for piece in byte_by_byte(sse_bytes(name)):
             received.extend(chunk.content for chunk in parser.feed(piece))
+
+    with pytest.raises(StreamError) as caught:
+        feed_all()
     error = caught.value
     assert server_message in str(error)
     assert "".join(received) == partial_text

@@ -30,9 +30,7 @@ def profile(name: str) -> ServerProfile:
     return PRESETS[name]
 
 
-def replay(
-    pieces: Iterable[bytes], server: ServerProfile
-) -> tuple[list[ChatChunk], ChatResponse]:
+def replay(pieces: Iterable[bytes], server: ServerProfile) -> tuple[list[ChatChunk], ChatResponse]:
     """Feed ``pieces`` one read at a time; the chunks produced and the final response."""
     parser = StreamParser(server)
     chunks: list[ChatChunk] = []
