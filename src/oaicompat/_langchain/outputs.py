@@ -22,7 +22,9 @@ from oaicompat.types import ChatChunk, ChatResponse, ToolCallDelta, Usage
 
 __all__ = [
     "PROVIDER",
+    "STRUCTURED_ERROR_KEY",
     "ChunkConverter",
+    "ai_message",
     "chat_result",
     "closing_chunk",
     "response_metadata",
@@ -65,16 +67,22 @@ def response_metadata(response: ChatResponse, requested_model: str) -> dict[str,
     return metadata
 
 
-def _additional_kwargs(response: ChatResponse) -> dict[str, Any]:
-    extra: dict[str, Any] = {}
-    if response.reasoning:
-        extra["reasoning_content"] = response.reasoning
+STRUCTURED_ERROR_KEY = "structured_output_error"
+"""Where an answer that failed the core's structured-output check says why, so the
+output parser of ``with_structured_output`` can report it (or ``include_raw`` keep it)."""
+
+
+def _structured_kwargs(response: ChatResponse, structured_error: str | None) -> dict[str, Any]:
+    if structured_error is not None:
+        return {STRUCTURED_ERROR_KEY: structured_error}
     if response.parsed is not None:
-        extra["parsed"] = response.parsed
-    return extra
+        return {"parsed": response.parsed}
+    return {}
 
 
-def ai_message(response: ChatResponse, requested_model: str) -> AIMessage:
+def ai_message(
+    response: ChatResponse, requested_model: str, *, structured_error: str | None = None
+) -> AIMessage:
     """The whole answer as an ``AIMessage``; malformed tool arguments become invalid calls."""
     valid = [
         tool_call(name=call.name, args=call.arguments, id=call.id)
@@ -86,9 +94,10 @@ def ai_message(response: ChatResponse, requested_model: str) -> AIMessage:
         for call in response.tool_calls
         if call.error is not None
     ]
+    extra = {"reasoning_content": response.reasoning} if response.reasoning else {}
     return AIMessage(
         content=response.content,
-        additional_kwargs=_additional_kwargs(response),
+        additional_kwargs={**extra, **_structured_kwargs(response, structured_error)},
         tool_calls=valid,
         invalid_tool_calls=invalid,
         usage_metadata=usage_metadata(response.usage) if response.usage else None,
@@ -97,9 +106,11 @@ def ai_message(response: ChatResponse, requested_model: str) -> AIMessage:
     )
 
 
-def chat_result(response: ChatResponse, requested_model: str) -> ChatResult:
+def chat_result(
+    response: ChatResponse, requested_model: str, *, structured_error: str | None = None
+) -> ChatResult:
     """The result ``_generate`` returns."""
-    message = ai_message(response, requested_model)
+    message = ai_message(response, requested_model, structured_error=structured_error)
     llm_output: dict[str, Any] = {"model_name": message.response_metadata["model_name"]}
     if response.usage is not None:
         # OpenAI-shaped totals: what LangChain's OpenAI callback handler and older
@@ -157,13 +168,14 @@ class ChunkConverter:
         )
 
 
-def closing_chunk(response: ChatResponse, requested_model: str) -> ChatGenerationChunk:
+def closing_chunk(
+    response: ChatResponse, requested_model: str, *, structured_error: str | None = None
+) -> ChatGenerationChunk:
     """The last chunk of a stream: usage, metadata and any parsed value, once."""
-    extra = {"parsed": response.parsed} if response.parsed is not None else {}
     metadata = response_metadata(response, requested_model)
     message = AIMessageChunk(
         content="",
-        additional_kwargs=extra,
+        additional_kwargs=_structured_kwargs(response, structured_error),
         usage_metadata=usage_metadata(response.usage) if response.usage else None,
         response_metadata=metadata,
         id=response.id,

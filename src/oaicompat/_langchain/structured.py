@@ -12,6 +12,7 @@ from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Literal
 
 import pydantic
+from langchain_core.exceptions import OutputParserException
 from langchain_core.messages import BaseMessage
 from langchain_core.output_parsers import JsonOutputParser, PydanticOutputParser
 from langchain_core.output_parsers.base import OutputParserLike
@@ -24,6 +25,7 @@ from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
 from langchain_core.utils.function_calling import convert_to_openai_function
 from langchain_core.utils.pydantic import is_basemodel_subclass
 
+from oaicompat._langchain.outputs import STRUCTURED_ERROR_KEY
 from oaicompat.profiles import ServerProfile
 
 if TYPE_CHECKING:
@@ -72,17 +74,21 @@ def response_format_for(schema: dict[str, Any] | type, *, strict: bool | None) -
 _MISSING = object()
 
 
-def _parsed_value(result: list[Generation]) -> Any:
-    if result and isinstance(result[0], ChatGeneration):
-        return result[0].message.additional_kwargs.get("parsed", _MISSING)
-    return _MISSING
+def _parsed_value(result: list[Generation], *, partial: bool) -> Any:
+    """The core's parsed value; raises the core's verdict when it rejected the answer."""
+    if not (result and isinstance(result[0], ChatGeneration)):
+        return _MISSING
+    extra = result[0].message.additional_kwargs
+    if not partial and STRUCTURED_ERROR_KEY in extra:
+        raise OutputParserException(extra[STRUCTURED_ERROR_KEY], llm_output=result[0].text)
+    return extra.get("parsed", _MISSING)
 
 
 class _JsonParser(JsonOutputParser):
     """JSON from the text, or the value the core already parsed."""
 
     def parse_result(self, result: list[Generation], *, partial: bool = False) -> Any:
-        parsed = _parsed_value(result)
+        parsed = _parsed_value(result, partial=partial)
         if parsed is _MISSING:
             return super().parse_result(result, partial=partial)
         if isinstance(parsed, pydantic.BaseModel):
@@ -94,7 +100,7 @@ class _PydanticParser(PydanticOutputParser[Any]):
     """A pydantic object from the text, or from the value the core already parsed."""
 
     def parse_result(self, result: list[Generation], *, partial: bool = False) -> Any:
-        parsed = _parsed_value(result)
+        parsed = _parsed_value(result, partial=partial)
         if parsed is _MISSING:
             return super().parse_result(result, partial=partial)
         if isinstance(parsed, self.pydantic_object):
