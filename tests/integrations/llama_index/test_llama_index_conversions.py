@@ -202,6 +202,12 @@ def test_to_chat_response_carries_text_reasoning_tool_calls_and_usage() -> None:
         ("c1", "add", {"a": 1}),
         ("c2", "bad", "{oops"),
     ]
+    # Mirrored OpenAI-style for LlamaIndex code that reads the legacy key.
+    mirrored = response.message.additional_kwargs["tool_calls"]
+    assert [(c["id"], c["function"]["arguments"]) for c in mirrored] == [
+        ("c1", '{"a":1}'),
+        ("c2", "{oops"),
+    ]
     assert response.additional_kwargs["prompt_tokens"] == 11
     assert get_tokens_from_response(response) == (11, 7)
 
