@@ -248,6 +248,7 @@ class ClientBase:
         else:
             self._timeout = resolve_timeout(timeout)
         self._owns_http = http_client is None
+        self._http2 = http2
         self._http_base: httpx.Client | httpx.AsyncClient = (
             http_client if http_client is not None else self._new_http_client(http2)
         )

@@ -16,6 +16,7 @@ but sending, reading and sleeping is shared in ``_transport.ClientBase``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -183,10 +184,37 @@ class AsyncClient(ClientBase):
     """
 
     _http_client_type = httpx.AsyncClient
+    _pool_loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def _http(self) -> httpx.AsyncClient:
         return cast(httpx.AsyncClient, self._http_base)
+
+    def _pool_is_stale(self) -> bool:
+        """Whether the owned pool was opened on an event loop other than the running one.
+
+        Pooled connections belong to the loop that opened them; a notebook that
+        calls ``asyncio.run`` twice would otherwise get "Event loop is closed".
+        """
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # not asyncio (e.g. trio): nothing is bound to a loop this way
+            return False
+        if self._pool_loop is None:
+            self._pool_loop = loop
+        return self._owns_http and self._pool_loop is not loop
+
+    async def _close_stale_pool(self) -> None:
+        with contextlib.suppress(Exception):
+            # Best effort: the old loop is gone, so its sockets may not close cleanly.
+            await self._http.aclose()
+
+    async def _pool(self) -> httpx.AsyncClient:
+        if self._pool_is_stale():
+            await self._close_stale_pool()
+            self._http_base = self._new_http_client(self._http2)
+            self._pool_loop = asyncio.get_running_loop()
+        return self._http
 
     async def chat(
         self,
@@ -235,7 +263,10 @@ class AsyncClient(ClientBase):
     async def aclose(self) -> None:
         """Close the connection pool, unless it was passed in as ``http_client``."""
         if self._owns_http:
-            await self._http.aclose()
+            if self._pool_is_stale():
+                await self._close_stale_pool()
+            else:
+                await self._http.aclose()
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -270,7 +301,7 @@ class AsyncClient(ClientBase):
         """Send once; a 2xx response comes back open and unread, anything else raises."""
         request = self._build_request(body, stream=stream)
         try:
-            response = await self._http.send(request, stream=True)
+            response = await (await self._pool()).send(request, stream=True)
         except HTTPX_ERRORS as exc:
             raise self._connection_error(exc) from exc
         if response.is_success:
