@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Mapping, Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
@@ -105,16 +105,15 @@ class ServerAwareBase(ClientBase):
             "timeout": self._timeout,
         }
 
-    def _run_flow(self, flow: Flow[_T]) -> _T:
+    def _run_flow(self, flow: Flow[_T], http: httpx.Client) -> _T:
         try:
-            return run_sync(flow, cast(httpx.Client, self._http_base), **self._probe_args())
+            return run_sync(flow, http, **self._probe_args())
         except OAICompatError as error:
             self._redact(error)
             raise
 
-    async def _arun_flow(self, flow: Flow[_T]) -> _T:
+    async def _arun_flow(self, flow: Flow[_T], http: httpx.AsyncClient) -> _T:
         try:
-            http = cast(httpx.AsyncClient, self._http_base)
             return await run_async(flow, http, **self._probe_args())
         except OAICompatError as error:
             self._redact(error)

@@ -27,15 +27,27 @@ from typing import Any, TypeVar, cast
 
 import httpx
 
+from oaicompat._client_servers import (
+    AsyncStructuredChatStream,
+    ServerAwareBase,
+    StructuredChatStream,
+)
 from oaicompat._transport import (
     ERROR_BODY_LIMIT,
     HTTPX_ERRORS,
     BoundedBody,
     CallState,
-    ClientBase,
+)
+from oaicompat.discovery import (
+    ServerInfo,
+    health_flow,
+    list_models_flow,
+    preflight_flow,
+    server_info_flow,
 )
 from oaicompat.errors import OAICompatError
 from oaicompat.streaming import AsyncChatStream, ChatStream
+from oaicompat.structured import MethodArg
 from oaicompat.types import ChatResponse, JSONObject, Message
 
 __all__ = ["AsyncClient", "Client"]
@@ -43,7 +55,7 @@ __all__ = ["AsyncClient", "Client"]
 _T = TypeVar("_T")
 
 
-class Client(ClientBase):
+class Client(ServerAwareBase):
     """A blocking client for one model on one OpenAI-compatible server.
 
     ``Client(base_url, model, *, api_key=None, timeout=..., max_retries=2,
@@ -70,20 +82,28 @@ class Client(ClientBase):
         tools: Sequence[Mapping[str, Any]] | None = None,
         tool_choice: Any = None,
         parallel_tool_calls: bool | None = None,
-        response_format: Mapping[str, Any] | None = None,
+        response_format: Any = None,
+        structured_method: MethodArg = "auto",
         **params: Any,
     ) -> ChatResponse:
-        """Send one chat request and return the whole answer."""
-        body = self._prepare_request(
+        """Send one chat request and return the whole answer.
+
+        ``response_format`` may be a pydantic model class, a JSON schema or an OpenAI
+        ``response_format`` dict: the answer's ``parsed`` then holds the value, got by
+        ``structured_method`` (``auto``, ``json_schema``, ``tool`` or ``json_object``).
+        """
+        body, spec = self._prepare_chat(
             messages,
             stream=False,
             tools=tools,
             tool_choice=tool_choice,
             parallel_tool_calls=parallel_tool_calls,
             response_format=response_format,
+            structured_method=structured_method,
             params=params,
         )
-        return self._with_retries(body, partial(self._chat_once, started=perf_counter()))
+        attempt = self._parsing(partial(self._chat_once, started=perf_counter()), spec)
+        return self._with_retries(body, attempt)
 
     def stream(
         self,
@@ -92,20 +112,40 @@ class Client(ClientBase):
         tools: Sequence[Mapping[str, Any]] | None = None,
         tool_choice: Any = None,
         parallel_tool_calls: bool | None = None,
-        response_format: Mapping[str, Any] | None = None,
+        response_format: Any = None,
+        structured_method: MethodArg = "auto",
         **params: Any,
     ) -> ChatStream:
         """A `ChatStream` of the answer; the request is sent on ``with`` or the first chunk."""
-        body = self._prepare_request(
+        body, spec = self._prepare_chat(
             messages,
             stream=True,
             tools=tools,
             tool_choice=tool_choice,
             parallel_tool_calls=parallel_tool_calls,
             response_format=response_format,
+            structured_method=structured_method,
             params=params,
         )
+        if spec is not None:
+            return StructuredChatStream(self, body, spec)
         return ChatStream(self, partial(self._with_retries, body, self._open_stream_once))
+
+    def list_models(self) -> list[str]:
+        """The ids of the models the server serves (``GET /models``)."""
+        return self._run_flow(list_models_flow(), self._http)
+
+    def health(self) -> bool:
+        """True when a server answers at ``base_url`` (a 401 or 403 counts: it is there)."""
+        return self._run_flow(health_flow(), self._http)
+
+    def preflight(self) -> str:
+        """Check that the server is up and serves ``model``; return the id it serves it as."""
+        return self._run_flow(preflight_flow(self._model, self.base_url), self._http)
+
+    def server_info(self) -> ServerInfo:
+        """Which server this is: kind, version, models and the model's context window."""
+        return self._run_flow(server_info_flow(self.base_url, self._model), self._http)
 
     def close(self) -> None:
         """Close the connection pool, unless it was passed in as ``http_client``."""
@@ -175,7 +215,7 @@ class Client(ClientBase):
         return self._open(body, stream=True)
 
 
-class AsyncClient(ClientBase):
+class AsyncClient(ServerAwareBase):
     """The asyncio twin of `Client`: same arguments, same names, ``await`` where it waits.
 
     ``http_client`` must be an ``httpx.AsyncClient``; ``sleep`` may be a plain
@@ -223,20 +263,28 @@ class AsyncClient(ClientBase):
         tools: Sequence[Mapping[str, Any]] | None = None,
         tool_choice: Any = None,
         parallel_tool_calls: bool | None = None,
-        response_format: Mapping[str, Any] | None = None,
+        response_format: Any = None,
+        structured_method: MethodArg = "auto",
         **params: Any,
     ) -> ChatResponse:
-        """Send one chat request and return the whole answer."""
-        body = self._prepare_request(
+        """Send one chat request and return the whole answer.
+
+        ``response_format`` may be a pydantic model class, a JSON schema or an OpenAI
+        ``response_format`` dict: the answer's ``parsed`` then holds the value, got by
+        ``structured_method`` (``auto``, ``json_schema``, ``tool`` or ``json_object``).
+        """
+        body, spec = self._prepare_chat(
             messages,
             stream=False,
             tools=tools,
             tool_choice=tool_choice,
             parallel_tool_calls=parallel_tool_calls,
             response_format=response_format,
+            structured_method=structured_method,
             params=params,
         )
-        return await self._with_retries(body, partial(self._chat_once, started=perf_counter()))
+        attempt = self._aparsing(partial(self._chat_once, started=perf_counter()), spec)
+        return await self._with_retries(body, attempt)
 
     def stream(
         self,
@@ -245,20 +293,41 @@ class AsyncClient(ClientBase):
         tools: Sequence[Mapping[str, Any]] | None = None,
         tool_choice: Any = None,
         parallel_tool_calls: bool | None = None,
-        response_format: Mapping[str, Any] | None = None,
+        response_format: Any = None,
+        structured_method: MethodArg = "auto",
         **params: Any,
     ) -> AsyncChatStream:
         """An `AsyncChatStream` of the answer; sent on ``async with`` or the first chunk."""
-        body = self._prepare_request(
+        body, spec = self._prepare_chat(
             messages,
             stream=True,
             tools=tools,
             tool_choice=tool_choice,
             parallel_tool_calls=parallel_tool_calls,
             response_format=response_format,
+            structured_method=structured_method,
             params=params,
         )
+        if spec is not None:
+            return AsyncStructuredChatStream(self, body, spec)
         return AsyncChatStream(self, partial(self._with_retries, body, self._open_stream_once))
+
+    async def list_models(self) -> list[str]:
+        """The ids of the models the server serves (``GET /models``)."""
+        return await self._arun_flow(list_models_flow(), await self._pool())
+
+    async def health(self) -> bool:
+        """True when a server answers at ``base_url`` (a 401 or 403 counts: it is there)."""
+        return await self._arun_flow(health_flow(), await self._pool())
+
+    async def preflight(self) -> str:
+        """Check that the server is up and serves ``model``; return the id it serves it as."""
+        return await self._arun_flow(preflight_flow(self._model, self.base_url), await self._pool())
+
+    async def server_info(self) -> ServerInfo:
+        """Which server this is: kind, version, models and the model's context window."""
+        flow = server_info_flow(self.base_url, self._model)
+        return await self._arun_flow(flow, await self._pool())
 
     async def aclose(self) -> None:
         """Close the connection pool, unless it was passed in as ``http_client``."""
