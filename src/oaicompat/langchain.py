@@ -141,6 +141,9 @@ class ChatOpenAICompatible(BaseChatModel):
     """Retries of failed requests, done by the core client (before any byte is streamed)."""
     streaming: bool = False
     """Stream even when ``invoke`` is called, aggregating the chunks."""
+    send_reasoning: bool = False
+    """Send earlier turns' reasoning back as ``reasoning_content`` (DeepSeek's thinking
+    mode needs it within a tool loop; other servers ignore or refuse it)."""
     default_headers: dict[str, str] | None = None
     http2: bool = False
     http_client: httpx.Client | None = Field(default=None, exclude=True)
@@ -317,7 +320,7 @@ class ChatOpenAICompatible(BaseChatModel):
         if stop:
             params["stop"] = stop
         return _Request(
-            messages=to_openai_messages(messages),
+            messages=to_openai_messages(messages, send_reasoning=self.send_reasoning),
             params=params,
             model=str(params.get("model") or self.model),
         )

@@ -42,15 +42,25 @@ _NON_CONTENT_BLOCKS = frozenset(
 )
 
 
-def to_openai_messages(messages: Sequence[BaseMessage]) -> list[Message]:
-    """The chat history as the ``messages`` list of a chat completions request."""
-    return [to_openai_message(message) for message in messages]
+def to_openai_messages(
+    messages: Sequence[BaseMessage], *, send_reasoning: bool = False
+) -> list[Message]:
+    """The chat history as the ``messages`` list of a chat completions request.
+
+    ``send_reasoning`` puts each assistant turn's reasoning back as
+    ``reasoning_content``, which DeepSeek's thinking mode needs during a tool loop
+    and most other servers ignore or refuse, hence off by default.
+    """
+    return [to_openai_message(message, send_reasoning=send_reasoning) for message in messages]
 
 
-def to_openai_message(message: BaseMessage) -> Message:
+def to_openai_message(message: BaseMessage, *, send_reasoning: bool = False) -> Message:
     """One LangChain message as an OpenAI-style dict."""
     if isinstance(message, AIMessage):
-        return _assistant_message(message)
+        assistant = _assistant_message(message)
+        if send_reasoning and (reasoning := _reasoning(message)):
+            assistant["reasoning_content"] = reasoning
+        return assistant
     if isinstance(message, ToolMessage):
         return {
             "role": "tool",
@@ -99,6 +109,18 @@ def _assistant_message(message: AIMessage) -> Message:
     elif "function_call" in message.additional_kwargs:
         out["function_call"] = message.additional_kwargs["function_call"]
     return out
+
+
+def _reasoning(message: AIMessage) -> str:
+    """The turn's reasoning, from ``additional_kwargs`` or from reasoning content blocks."""
+    kept = message.additional_kwargs.get("reasoning_content")
+    if isinstance(kept, str):
+        return kept
+    return "".join(
+        str(block.get("reasoning", ""))
+        for block in message.content
+        if isinstance(block, dict) and block.get("type") == "reasoning"
+    )
 
 
 def _tool_call(call_id: str | None, name: str, arguments: str) -> dict[str, Any]:

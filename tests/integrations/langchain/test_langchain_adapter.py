@@ -563,3 +563,16 @@ def test_the_core_parsed_value_is_the_structured_output(
     monkeypatch.setattr(model.client, "chat", lambda *args, **kwargs: answer)
     structured = model.with_structured_output(Person, method="json_schema")
     assert structured.invoke("who?") == Person(name="Eve", age=3)
+
+
+def test_send_reasoning_puts_earlier_reasoning_in_the_request(endpoint: ScriptedEndpoint) -> None:
+    endpoint.queue(text_reply(["ok"]))
+    history: list[BaseMessage] = [
+        HumanMessage("q"),
+        AIMessage("a", additional_kwargs={"reasoning_content": "because"}),
+        HumanMessage("and?"),
+    ]
+    endpoint.model().invoke(history)
+    endpoint.model(send_reasoning=True).invoke(history)
+    assert "reasoning_content" not in endpoint.requests[0]["messages"][1]
+    assert endpoint.requests[1]["messages"][1]["reasoning_content"] == "because"

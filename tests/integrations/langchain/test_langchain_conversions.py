@@ -483,3 +483,14 @@ def test_errors_without_a_langchain_type_pass_through_unchanged() -> None:
         raise error
     assert caught.value is error
     assert not isinstance(caught.value, ModelError)
+
+
+def test_reasoning_is_sent_back_only_when_asked() -> None:
+    kept = AIMessage("4", additional_kwargs={"reasoning_content": "2+2"})
+    from_blocks = AIMessage([{"type": "reasoning", "reasoning": "think"}, "ok"])
+    assert "reasoning_content" not in to_openai_message(kept)
+    assert to_openai_message(kept, send_reasoning=True)["reasoning_content"] == "2+2"
+    sent = to_openai_message(from_blocks, send_reasoning=True)
+    assert sent["reasoning_content"] == "think"
+    assert sent["content"] == "ok"
+    assert "reasoning_content" not in to_openai_message(AIMessage("x"), send_reasoning=True)
