@@ -19,7 +19,6 @@ imports LlamaIndex; ``import oaicompat`` does not.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
 import logging
@@ -168,7 +167,6 @@ class OpenAICompatible(FunctionCallingLLM):
     _async_http_client: httpx.AsyncClient | None = PrivateAttr(default=None)
     _client: Client | None = PrivateAttr(default=None)
     _aclient: AsyncClient | None = PrivateAttr(default=None)
-    _aclient_loop: asyncio.AbstractEventLoop | None = PrivateAttr(default=None)
     _discovered_context_window: int | None = PrivateAttr(default=None)
 
     def __init__(
@@ -228,12 +226,8 @@ class OpenAICompatible(FunctionCallingLLM):
         return self._client
 
     def _get_aclient(self) -> AsyncClient:
-        # An httpx.AsyncClient's pool belongs to the event loop it was used on;
-        # code that calls asyncio.run() repeatedly needs a fresh one per loop.
-        loop = asyncio.get_running_loop()
-        if self._aclient is None or (
-            self._async_http_client is None and self._aclient_loop is not loop
-        ):
+        # The core renews its own pool when the event loop changes (repeated asyncio.run).
+        if self._aclient is None:
             from oaicompat.client import AsyncClient
 
             options = self._client_options()
@@ -243,7 +237,6 @@ class OpenAICompatible(FunctionCallingLLM):
                 http_client=self._async_http_client,
                 **options,
             )
-            self._aclient_loop = loop
         return self._aclient
 
     def close(self) -> None:

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-from conftest import LiveServer
 from llama_index.core import Document, Settings, VectorStoreIndex
 from llama_index.core.agent.workflow import FunctionAgent, ToolCallResult
 from llama_index.core.base.llms.types import ChatMessage, ToolCallBlock
@@ -25,6 +24,9 @@ from llama_index.core.tools import FunctionTool
 from pydantic import BaseModel
 
 from oaicompat.llama_index import OpenAICompatible
+
+if TYPE_CHECKING:
+    from conftest import LiveServer
 
 pytestmark = pytest.mark.live
 
