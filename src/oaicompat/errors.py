@@ -163,7 +163,7 @@ class ResponseParseError(OAICompatError):
 _CONTEXT_LENGTH_PATTERN = re.compile(
     r"context[_ ]length|context window|context size|maximum model length|max_model_len"
     r"|maximum context|prompt is too long|too many tokens|exceeds? (?:the )?(?:available )?context"
-    r"|longer than the model|must be <= \d+|tokens \+ `?max_new_tokens`?"
+    r"|longer than the model|max_new_tokens`? must be <= \d+|tokens \+ `?max_new_tokens`?"
     r"|must have less than \d+ tokens|reduce the length of the messages|exceed_context_size",
     re.IGNORECASE,
 )
