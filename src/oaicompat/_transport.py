@@ -27,7 +27,7 @@ from oaicompat.errors import (
     error_from_status,
     extract_server_message,
 )
-from oaicompat.profiles import ServerProfile, get_profile
+from oaicompat.profiles import ServerProfile, get_profile, preset_for_url
 from oaicompat.protocol import build_body, parse_response
 from oaicompat.retry import RetryPolicy
 from oaicompat.types import ChatResponse, JSONObject, Message
@@ -204,6 +204,9 @@ class ClientBase:
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         **default_params: Any,
     ) -> None:
+        if profile is None and base_url is not None:
+            # A hosted API is known by its host; local servers stay generic.
+            profile = preset_for_url(base_url)
         self._profile = get_profile(profile)
         if base_url is None:
             base_url = self._profile.default_base_url

@@ -34,11 +34,12 @@ if TYPE_CHECKING:
 __all__ = ["AsyncChatStream", "ChatStream"]
 
 
-def _is_json_answer(response: httpx.Response) -> bool:
-    # A server (or proxy) that ignores ``stream: true`` answers with one JSON
-    # document; reading it as SSE would silently yield nothing.
+def _is_whole_document(response: httpx.Response) -> bool:
+    # A server that ignores ``stream: true`` answers with one JSON document, and
+    # a proxy may answer with an HTML page; read as SSE, either would silently
+    # yield nothing. Both go through the non-stream path instead.
     content_type: str = response.headers.get("content-type", "")
-    return content_type.startswith("application/json")
+    return content_type.startswith(("application/json", "text/html"))
 
 
 def _can_read_raw(response: httpx.Response) -> bool:
@@ -73,13 +74,22 @@ def _response_as_chunk(response: ChatResponse) -> ChatChunk:
 class _StreamCore:
     """Parser, clock and outcome of one stream, whatever drives it."""
 
-    __slots__ = ("_client", "_first_token_at", "_parser", "_started", "error", "response")
+    __slots__ = (
+        "_client",
+        "_first_token_at",
+        "_parser",
+        "_saw_chunk",
+        "_started",
+        "error",
+        "response",
+    )
 
     def __init__(self, client: ClientBase) -> None:
         self._client = client
         self._parser: StreamParser | None = None
         self._started = 0.0
         self._first_token_at: float | None = None
+        self._saw_chunk = False
         self.response: ChatResponse | None = None
         self.error: StreamError | None = None
 
@@ -94,6 +104,7 @@ class _StreamCore:
         assert self._parser is not None
         chunks = self._parser.feed(data)
         if self._first_token_at is None and chunks:
+            self._saw_chunk = True
             for chunk in chunks:
                 if chunk.content or chunk.reasoning or chunk.tool_call_deltas:
                     self._first_token_at = perf_counter()
@@ -108,8 +119,13 @@ class _StreamCore:
 
     def complete(self) -> ChatResponse:
         assert self._parser is not None
-        self.response = self._stamp(self._parser.finish())
-        return self.response
+        response = self._stamp(self._parser.finish())
+        if not self._saw_chunk and not self._parser.done:
+            raise StreamError(
+                "the server ended the stream without sending any data", partial=response
+            )
+        self.response = response
+        return response
 
     def complete_from_json(self, response: httpx.Response, body: BoundedBody) -> ChatChunk:
         answer = self._client._finish_response(response, body, self._started)
@@ -187,7 +203,7 @@ class ChatStream(_StreamBase):
         core = self._core
         response = self._open()
         try:
-            if _is_json_answer(response):
+            if _is_whole_document(response):
                 body = BoundedBody(self._limit, response.headers)
                 for piece in response.iter_bytes():
                     if not body.add(piece):
@@ -266,7 +282,7 @@ class AsyncChatStream(_StreamBase):
         core = self._core
         response = await self._open()
         try:
-            if _is_json_answer(response):
+            if _is_whole_document(response):
                 body = BoundedBody(self._limit, response.headers)
                 async for piece in response.aiter_bytes():
                     if not body.add(piece):

@@ -23,5 +23,8 @@ def _no_cloud_keys(monkeypatch: pytest.MonkeyPatch) -> None:
         "OPENROUTER_API_KEY",
         "DEEPSEEK_API_KEY",
         "GROQ_API_KEY",
+        "TOGETHER_API_KEY",
+        "MISTRAL_API_KEY",
+        "FIREWORKS_API_KEY",
     ):
         monkeypatch.delenv(name, raising=False)

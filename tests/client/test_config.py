@@ -128,6 +128,22 @@ async def test_openai_key_in_environment_is_not_sent_to_a_local_server(
     assert all("authorization" not in request.headers for request in server.requests)
 
 
+async def test_hosted_url_picks_its_preset_and_key_variable(
+    mode: Mode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    monkeypatch.setenv("GROQ_API_KEY", "gsk-groq")
+    server = ok_server()
+    openai = mode.client(server, base_url="https://api.openai.com/v1")
+    groq = mode.client(server, base_url="https://api.groq.com/openai/v1")
+    await mode.chat(openai)
+    await mode.chat(groq)
+    assert openai.profile.name == "openai"
+    assert server.requests[0].headers["authorization"] == f"Bearer {KEY}"
+    assert groq.profile.name == "groq"
+    assert server.requests[1].headers["authorization"] == "Bearer gsk-groq"
+
+
 async def test_key_from_the_variable_the_profile_names(
     mode: Mode, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -20,7 +20,7 @@ from client_harness import (
     text_stream_events,
 )
 
-from oaicompat import AuthenticationError, ChatResponse, StreamError
+from oaicompat import AuthenticationError, ChatResponse, ResponseParseError, StreamError
 
 USAGE = {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15}
 
@@ -249,6 +249,26 @@ async def test_server_ignoring_stream_true_still_answers(mode: Mode) -> None:
     assert final.content == "all at once"
     assert final.usage is not None
     assert final.usage.total_tokens == 15
+
+
+async def test_html_page_answering_a_stream_is_a_parse_error(mode: Mode) -> None:
+    page = b"<html><head><title>Access denied by proxy</title></head><body></body></html>"
+    server = ScriptedServer(raw_reply(page, 200, "text/html; charset=utf-8"))
+    with pytest.raises(ResponseParseError, match="Access denied by proxy"):
+        await mode.stream_all(mode.client(server))
+
+
+@pytest.mark.parametrize("body", [b"", b": keep-alive\n\n: keep-alive\n\n"])
+async def test_stream_without_any_data_is_an_error(mode: Mode, body: bytes) -> None:
+    server = ScriptedServer(sse_reply([body] if body else []))
+    with pytest.raises(StreamError, match="without sending any data"):
+        await mode.stream_all(mode.client(server))
+
+
+async def test_stream_of_only_done_is_an_empty_answer(mode: Mode) -> None:
+    server = ScriptedServer(sse_reply([b"data: [DONE]\n\n"]))
+    _, final = await mode.stream_all(mode.client(server))
+    assert final.content == ""
 
 
 async def test_timing(mode: Mode) -> None:
