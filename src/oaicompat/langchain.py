@@ -76,6 +76,8 @@ __all__ = [
 
 API_KEY_ENV = "OAICOMPAT_API_KEY"
 
+_CORE_METHOD = {"json_schema": "json_schema", "json_mode": "json_object"}
+
 # Keyword arguments LangChain itself passes down that are not request parameters.
 _NOT_REQUEST_PARAMS = frozenset({"stream", "stream_usage"})
 
@@ -373,14 +375,15 @@ class ChatOpenAICompatible(BaseChatModel):
     ) -> Iterator[ChatGenerationChunk]:
         request = self._request(messages, stop, kwargs)
         converter = ChunkConverter()
+        rejected: str | None = None
         with translated_errors(), self.client.stream(request.messages, **request.params) as stream:
-            for chunk in stream:
-                if (generation := converter.convert(chunk)) is not None:
-                    if run_manager is not None:
-                        run_manager.on_llm_new_token(generation.text, chunk=generation)
-                    yield generation
-            rejected: str | None = None
+            # The core judges a structured answer once the last chunk is in.
             try:
+                for chunk in stream:
+                    if (generation := converter.convert(chunk)) is not None:
+                        if run_manager is not None:
+                            run_manager.on_llm_new_token(generation.text, chunk=generation)
+                        yield generation
                 response = stream.final()
             except StructuredOutputError as error:
                 response, rejected = _answer_of(error)
@@ -398,15 +401,17 @@ class ChatOpenAICompatible(BaseChatModel):
     ) -> AsyncIterator[ChatGenerationChunk]:
         request = self._request(messages, stop, kwargs)
         converter = ChunkConverter()
+        rejected: str | None = None
         with translated_errors():
             async with self.async_client.stream(request.messages, **request.params) as stream:
-                async for chunk in stream:
-                    if (generation := converter.convert(chunk)) is not None:
-                        if run_manager is not None:
-                            await run_manager.on_llm_new_token(generation.text, chunk=generation)
-                        yield generation
-                rejected: str | None = None
                 try:
+                    async for chunk in stream:
+                        if (generation := converter.convert(chunk)) is not None:
+                            if run_manager is not None:
+                                await run_manager.on_llm_new_token(
+                                    generation.text, chunk=generation
+                                )
+                            yield generation
                     response = await stream.final()
                 except StructuredOutputError as error:
                     response, rejected = _answer_of(error)
@@ -474,27 +479,34 @@ class ChatOpenAICompatible(BaseChatModel):
                 ``function_calling``).
             kwargs: Other request parameters to bind.
         """
-        chosen = method or default_method(self._server)
-        if chosen not in ("json_schema", "function_calling", "json_mode"):
+        if method not in (None, "json_schema", "function_calling", "json_mode"):
             raise ValueError(
-                f"method must be 'json_schema', 'function_calling' or 'json_mode', not {chosen!r}"
+                f"method must be 'json_schema', 'function_calling' or 'json_mode', not {method!r}"
             )
         if schema is None:
-            if chosen != "json_mode":
-                raise ValueError(f"schema is required for method={chosen!r}")
-            json_only = self.bind(response_format={"type": "json_object"}, **kwargs)
-            return with_parser(json_only, parser_for({}, chosen), include_raw=include_raw)
+            if method != "json_mode":
+                raise ValueError("schema is required unless method='json_mode'")
+            json_only = self.bind(
+                response_format={"type": "json_object"}, structured_method="json_object", **kwargs
+            )
+            return with_parser(json_only, parser_for({}, "json_mode"), include_raw=include_raw)
         # What LangChain's tracing records as the requested output format.
         kwargs["ls_structured_output_format"] = {
-            "kwargs": {"method": chosen, "strict": strict},
+            "kwargs": {"method": method or default_method(self._server), "strict": strict},
             "schema": schema,
         }
-        if chosen == "function_calling":
+        if method == "function_calling":
             llm = self.bind_tools(
                 [schema], tool_choice=schema_name(schema), strict=strict, **kwargs
             )
-        elif chosen == "json_schema":
-            llm = self.bind(response_format=response_format_for(schema, strict=strict), **kwargs)
-        else:
-            llm = self.bind(response_format={"type": "json_object"}, **kwargs)
-        return with_parser(llm, parser_for(schema, chosen), include_raw=include_raw)
+            return with_parser(llm, parser_for(schema, method), include_raw=include_raw)
+        # The core builds the request for the method ("auto": the profile's best one),
+        # moves to another method when the server refuses it, and hands back the value.
+        llm = self.bind(
+            response_format=response_format_for(schema, strict=strict),
+            structured_method=_CORE_METHOD[method] if method else "auto",
+            **kwargs,
+        )
+        return with_parser(
+            llm, parser_for(schema, method or "json_schema"), include_raw=include_raw
+        )

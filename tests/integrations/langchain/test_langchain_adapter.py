@@ -576,3 +576,33 @@ def test_send_reasoning_puts_earlier_reasoning_in_the_request(endpoint: Scripted
     endpoint.model(send_reasoning=True).invoke(history)
     assert "reasoning_content" not in endpoint.requests[0]["messages"][1]
     assert endpoint.requests[1]["messages"][1]["reasoning_content"] == "because"
+
+
+def test_a_streamed_answer_the_core_rejected_reaches_include_raw(
+    endpoint: ScriptedEndpoint,
+) -> None:
+    endpoint.queue(text_reply(['{"name": ', '"Ada"}']))
+    structured = endpoint.model(streaming=True).with_structured_output(
+        Person, method="json_schema", include_raw=True
+    )
+    result = structured.invoke("who?")
+    assert endpoint.requests[0]["stream"] is True
+    assert result["raw"].content == '{"name": "Ada"}'
+    assert result["parsed"] is None
+    assert "age" in str(result["parsing_error"])
+
+
+def test_streamed_structured_output_ends_with_the_whole_object(endpoint: ScriptedEndpoint) -> None:
+    endpoint.queue(text_reply(['{"name": "Ada", ', '"age": 36}']))
+    structured = endpoint.model().with_structured_output(Person.model_json_schema())
+    outputs = list(structured.stream("who?"))
+    assert outputs[-1] == {"name": "Ada", "age": 36}
+    assert all(set(output) <= {"name", "age"} for output in outputs)
+
+
+def test_json_mode_with_a_schema_tells_the_model_the_shape(endpoint: ScriptedEndpoint) -> None:
+    endpoint.queue(text_reply(['{"name": "Cy", "age": 9}']))
+    endpoint.model().with_structured_output(Person, method="json_mode").invoke("who?")
+    sent = endpoint.requests[0]
+    assert sent["response_format"]["type"] == "json_object"
+    assert any("age" in str(message["content"]) for message in sent["messages"][:-1])
