@@ -175,3 +175,18 @@ def test_async_client_survives_several_event_loops(server: LoopbackServer) -> No
         asyncio.run(client.aclose())
         # Free the dead loops' sockets now, under this test's warning filter, not in a later test.
         gc.collect()
+
+
+async def test_many_concurrent_streams_on_one_async_client(server: LoopbackServer) -> None:
+    client = AsyncClient(server.base_url, "scripted-model")
+
+    async def one(index: int) -> str:
+        async with client.stream(f"Say {index}") as stream:
+            return (await stream.final()).content
+
+    try:
+        answers = await asyncio.gather(*(one(index) for index in range(300)))
+    finally:
+        await client.aclose()
+    assert [answer.endswith(f"Say {index}") for index, answer in enumerate(answers)] == [True] * 300
+    assert len(server.chat_requests) == 300
