@@ -186,6 +186,25 @@ def _peer_ratios(name: str, summary: dict[str, Any]) -> str:
     )
 
 
+def _peer_matrix(clients: dict[str, dict[str, Any]]) -> list[str]:
+    """Each of our clients' CPU over each other library's, same scenario."""
+    ours = [name for name in clients if BY_NAME[name].ours and clients[name].get("cpu_vs")]
+    others = [name for name in clients if not BY_NAME[name].ours and clients[name].get("cpu_s")]
+    if not ours or not others:
+        return []
+    lines = [
+        "",
+        "CPU time of ours over each other client's:",
+        "",
+        "| ours | " + " | ".join(others) + " |",
+        "|---|" + "---:|" * len(others),
+    ]
+    for name in ours:
+        ratios = clients[name]["cpu_vs"]
+        lines.append(f"| {name} | " + " | ".join(_fmt(ratios.get(o), 2) for o in others) + " |")
+    return lines
+
+
 def markdown(report: dict[str, Any], meta: dict[str, Any]) -> str:
     lines = [
         "# Benchmark results",
@@ -227,6 +246,7 @@ def markdown(report: dict[str, Any], meta: dict[str, Any]) -> str:
                 f"| {_peer_ratios(client, summary)} "
                 f"| {_fmt(summary.get('server_to_client_cpu'), 2)} |"
             )
+        lines += _peer_matrix(result["clients"])
         problems = [
             f"- {client}: {'; '.join(summary['reasons'])}"
             for client, summary in result["clients"].items()
@@ -235,12 +255,18 @@ def markdown(report: dict[str, Any], meta: dict[str, Any]) -> str:
         if problems:
             lines += ["", *problems]
     lines += ["", "## Import time (fresh interpreter, median)", ""]
-    lines += ["| import | CPU ms | wall ms | also imports |", "|---|---:|---:|---|"]
+    lines += [
+        "| import | CPU ms | beyond httpx, CPU ms | wall ms | also imports |",
+        "|---|---:|---:|---:|---|",
+    ]
+    httpx_cpu = report["imports"].get("httpx", {}).get("median_cpu_s")
     for package, figure in report["imports"].items():
         cpu, wall = figure.get("median_cpu_s"), figure.get("median_wall_s")
+        beyond = None if cpu is None or httpx_cpu is None or package == "httpx" else cpu - httpx_cpu
         shown = figure.get("error") or ", ".join(figure.get("pulls", [])) or "-"
         lines.append(
             f"| `{package}` | {_fmt(None if cpu is None else cpu * 1000)} "
+            f"| {_fmt(None if beyond is None else beyond * 1000)} "
             f"| {_fmt(None if wall is None else wall * 1000)} | {shown} |"
         )
     return "\n".join(lines) + "\n"

@@ -241,7 +241,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     repetitions = args.repetitions or (1 if args.small else 3)
-    import_repeats = args.import_repeats or (1 if args.small else 7)
+    import_repeats = args.import_repeats
+    if import_repeats is None:
+        import_repeats = 1 if args.small else 7
     selected = scenarios(args.small)
     if args.scenarios:
         wanted = set(args.scenarios.split(","))
