@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Mapping, Sequence
+from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -37,6 +38,7 @@ from oaicompat.structured import (
     method_in_body,
     parse_structured,
     resolve_spec,
+    spec_from_body,
 )
 from oaicompat.types import ChatChunk, ChatResponse, JSONObject, Message
 
@@ -58,7 +60,14 @@ def _structured_spec(response_format: Any) -> StructuredSpec | None:
 
 
 def _parse_into(response: ChatResponse, spec: StructuredSpec, body: Mapping[str, Any]) -> None:
-    response.parsed = parse_structured(response, spec, method_in_body(body) or "json_schema")
+    method = method_in_body(body) or "json_schema"
+    if method == "tool":
+        # After a fallback the function may carry the schema's title rather than the
+        # name the caller gave: the answer is read under the name that was sent.
+        sent = spec_from_body(body)
+        if sent is not None and sent.name != spec.name:
+            spec = replace(spec, name=sent.name)
+    response.parsed = parse_structured(response, spec, method)
 
 
 class ServerAwareBase(ClientBase):

@@ -119,9 +119,9 @@ def resolve_spec(response_format: Any) -> StructuredSpec | None:
         return None
     if kind == "json_object":
         schema = response_format.get("schema") or response_format.get("value")
-        return StructuredSpec(
-            name="response", schema=dict(schema) if isinstance(schema, Mapping) else None
-        )
+        if not isinstance(schema, Mapping):
+            return StructuredSpec(name="response", schema=None)
+        return StructuredSpec(name=_clean_name(schema.get("title")), schema=dict(schema))
     if kind == "json_schema":
         wrapper = response_format.get("json_schema")
         if not isinstance(wrapper, Mapping) or not isinstance(wrapper.get("schema"), Mapping):
