@@ -107,9 +107,15 @@ class ServerAwareBase(ClientBase):
     # Discovery ---------------------------------------------------------------------
 
     def _probe_args(self) -> dict[str, Any]:
+        headers = {k: v for k, v in self._json_headers.items() if k != "Content-Type"}
+        if self._api_key is not None:
+            # Built per call, like the chat requests', so the key stays in its holder.
+            scheme = self._profile.auth_scheme
+            key = self._api_key.reveal()
+            headers[self._profile.auth_header] = f"{scheme} {key}" if scheme else key
         return {
             "base_url": str(self._base_url),
-            "headers": {k: v for k, v in self._json_headers.items() if k != "Content-Type"},
+            "headers": headers,
             "params": self._query or None,
             "timeout": self._timeout,
         }
