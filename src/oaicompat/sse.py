@@ -83,6 +83,12 @@ class SSEDecoder:
                     self._data_size = 0
                 self._event = None
                 continue
+            if len(line) > self.max_event_bytes:
+                # Checked on whole lines too, not only on a line still arriving, so
+                # whether a stream breaks the limit does not depend on how it was read.
+                data.clear()
+                self._data_size = 0
+                raise StreamError(f"an SSE line exceeded the {self.max_event_bytes}-byte limit")
             if line[0] == _COLON:
                 continue
             name, sep, value = line.partition(b":")
