@@ -137,9 +137,24 @@ def test_event_over_the_limit_raises_even_with_short_lines() -> None:
 
 
 def test_events_under_the_limit_pass() -> None:
-    line = b"data: " + b"x" * 60 + b"\n\n"
+    line = b"data: " + b"x" * 58 + b"\n\n"
     events = decode(line * 50, max_event_bytes=64)
-    assert events == [(None, b"x" * 60)] * 50
+    assert events == [(None, b"x" * 58)] * 50
+
+
+@pytest.mark.parametrize("line", [b"data: " + b"x" * 70, b": " + b"k" * 70, b"x" * 70])
+@pytest.mark.parametrize("step", [1, 7, 1000])
+def test_line_over_the_limit_raises_however_it_arrives(line: bytes, step: int) -> None:
+    data = line + b"\n\n"
+    decoder = SSEDecoder(max_event_bytes=64)
+    with pytest.raises(StreamError, match="64-byte limit"):
+        feed_in_steps(decoder, data, step)
+
+
+def feed_in_steps(decoder: SSEDecoder, data: bytes, step: int) -> None:
+    for start in range(0, len(data), step):
+        decoder.feed(data[start : start + step])
+    decoder.close()
 
 
 def test_comment_lines_and_split_long_line_are_bounded_too() -> None:
