@@ -35,6 +35,7 @@ T = TypeVar("T")
 OPTIONAL_PROBE_TIMEOUT = 5.0
 """Cap on the wait for a probe that only identifies the server (its absence is an answer)."""
 MAX_PROBE_BYTES = 4 * 1024 * 1024
+_HTTPX_ERRORS = (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError)
 """Discovery answers are small; anything larger is cut (an HTML page, a misrouted download)."""
 
 
@@ -166,7 +167,7 @@ def _send_sync(
                 if len(body) > MAX_PROBE_BYTES:
                     break
             return _reply(url, response, bytes(body[:MAX_PROBE_BYTES]))
-    except (httpx.HTTPError, httpx.InvalidURL) as exc:
+    except _HTTPX_ERRORS as exc:
         return _no_answer(exc, probe, url, limit)
 
 
@@ -190,7 +191,7 @@ async def _send_async(
                 if len(body) > MAX_PROBE_BYTES:
                     break
             return _reply(url, response, bytes(body[:MAX_PROBE_BYTES]))
-    except (httpx.HTTPError, httpx.InvalidURL) as exc:
+    except _HTTPX_ERRORS as exc:
         return _no_answer(exc, probe, url, limit)
 
 

@@ -412,6 +412,8 @@ def detect_local_servers(timeout: float = 0.3) -> list[ServerInfo]:
     loop, so it also works inside Jupyter.
     """
     candidates = _local_candidates()
+    if not candidates:
+        return []
     limit = _detect_timeout(timeout)
 
     def probe(http: httpx.Client, base_url: str, names: tuple[str, ...]) -> ServerInfo | None:
