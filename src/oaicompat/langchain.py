@@ -57,6 +57,7 @@ from oaicompat._langchain.structured import (
     with_parser,
 )
 from oaicompat._langchain.tools import format_tools, normalize_tool_choice
+from oaicompat.discovery import ServerInfo
 from oaicompat.profiles import ServerProfile, get_profile
 from oaicompat.structured import StructuredOutputError
 from oaicompat.types import ChatResponse, Message
@@ -197,6 +198,29 @@ class ChatOpenAICompatible(BaseChatModel):
         )
         if server.context_window:
             profile["max_input_tokens"] = server.context_window
+        return profile
+
+    def discover_profile(self) -> ModelProfile:
+        """Ask the server for the model's context window and record it in ``profile``.
+
+        One round of discovery requests (``/props``, ``/v1/models``, ...); call it once,
+        e.g. before handing the model to an agent that trims history to fit.
+        """
+        with translated_errors():
+            info = self.client.server_info()
+        return self._record_server_info(info)
+
+    async def adiscover_profile(self) -> ModelProfile:
+        """Async :meth:`discover_profile`."""
+        with translated_errors():
+            info = await self.async_client.server_info()
+        return self._record_server_info(info)
+
+    def _record_server_info(self, info: ServerInfo) -> ModelProfile:
+        profile = ModelProfile(**(self.profile or {}))
+        if info.context_window:
+            profile["max_input_tokens"] = info.context_window
+        self.profile = profile
         return profile
 
     # -- serialization and tracing --------------------------------------------

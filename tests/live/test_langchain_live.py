@@ -146,3 +146,11 @@ class TestChatOpenAICompatibleLlamaServer(ChatModelIntegrationTests):
     )
     def test_structured_output_optional_param(self, model: BaseChatModel) -> None:
         super().test_structured_output_optional_param(model)
+
+
+def test_discover_profile_reads_llama_servers_context_window(llama_server: LiveServer) -> None:
+    model = ChatOpenAICompatible(
+        model=llama_server.model, base_url=llama_server.base_url, profile="llamacpp"
+    )
+    assert model.discover_profile()["max_input_tokens"] == llama_server.context_size
+    model.close()

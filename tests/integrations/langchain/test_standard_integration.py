@@ -62,3 +62,21 @@ class TestChatOpenAICompatibleScripted(ChatModelIntegrationTests):
     @property
     def supports_anthropic_inputs(self) -> bool:
         return True
+
+
+def test_discover_profile_reads_the_context_window(scripted: ScriptedServer) -> None:
+    model = ChatOpenAICompatible(model=scripted.model, base_url=scripted.base_url)
+    assert model.profile is not None
+    assert "max_input_tokens" not in model.profile
+    profile = model.discover_profile()
+    assert profile["max_input_tokens"] == scripted.context_window
+    assert model.profile["max_input_tokens"] == scripted.context_window
+    assert model.profile["tool_calling"] is True
+    model.close()
+
+
+async def test_adiscover_profile_reads_the_context_window(scripted: ScriptedServer) -> None:
+    model = ChatOpenAICompatible(model=scripted.model, base_url=scripted.base_url)
+    profile = await model.adiscover_profile()
+    assert profile["max_input_tokens"] == scripted.context_window
+    await model.aclose()
