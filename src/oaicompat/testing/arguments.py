@@ -67,13 +67,16 @@ class PromptHints:
 
 
 def _capitalised_names(text: str) -> list[str]:
+    """Runs of capitalised words, minus the capital every sentence starts with."""
     names = []
     for match in _CAPITALISED.finditer(text):
         if match.start() and text[match.start() - 1].isalnum():
             continue
-        if _SENTENCE_END.search(text[: match.start()]) or match.group() == "I":
-            continue
-        names.append(match.group())
+        name = match.group()
+        if _SENTENCE_END.search(text[: match.start()]):
+            name = name.partition(" ")[2].lstrip(", ")
+        if name and name != "I":
+            names.append(name)
     return names
 
 
