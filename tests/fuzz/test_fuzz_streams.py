@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from oaicompat.errors import OAICompatError, StreamError
 from oaicompat.profiles import ServerProfile
-from oaicompat.protocol import StreamParser
+from oaicompat.protocol import StreamParser, parse_response
 from oaicompat.sse import SSEDecoder
 from oaicompat.think import ThinkTagSplitter
 from oaicompat.types import ChatChunk, ChatResponse
@@ -267,3 +267,108 @@ def test_think_splitting_does_not_depend_on_cuts(text: str, points: list[int]) -
         assert content == content.lstrip()
     else:
         assert (reasoning, content) == ("", text)
+
+
+def stream_of(deltas: list[dict[str, Any]], finish: str | None = "stop") -> bytes:
+    chunks = [{"id": "c", "model": "m", "choices": [{"index": 0, "delta": d}]} for d in deltas]
+    chunks.append(
+        {"id": "c", "model": "m", "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]}
+    )
+    return (
+        b"".join(b"data: " + json.dumps(c).encode() + b"\n\n" for c in chunks) + b"data: [DONE]\n\n"
+    )
+
+
+def body_of(message: dict[str, Any], finish: str | None = "stop") -> dict[str, Any]:
+    return {
+        "id": "c",
+        "model": "m",
+        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+    }
+
+
+def finish_of(data: bytes, profile: ServerProfile) -> ChatResponse:
+    parser = StreamParser(profile)
+    parser.feed(data)
+    return parser.finish()
+
+
+@settings(max_examples=200, deadline=None)
+@given(pieces=st.lists(THINK_PIECES, max_size=6), profile=st.sampled_from(PROFILES))
+def test_streamed_content_equals_the_same_content_unstreamed(
+    pieces: list[str], profile: ServerProfile
+) -> None:
+    streamed = finish_of(stream_of([{"content": piece} for piece in pieces]), profile)
+    whole = parse_response(body_of({"content": "".join(pieces)}), profile)
+    assert (streamed.content, streamed.reasoning) == (whole.content, whole.reasoning)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    pieces=st.lists(st.text(max_size=6), max_size=6),
+    field=st.sampled_from(["reasoning_content", "reasoning"]),
+)
+def test_streamed_reasoning_equals_the_same_reasoning_unstreamed(
+    pieces: list[str], field: str
+) -> None:
+    profile = ServerProfile()
+    streamed = finish_of(stream_of([{field: piece} for piece in pieces]), profile)
+    whole = parse_response(body_of({"content": None, field: "".join(pieces)}), profile)
+    assert (streamed.content, streamed.reasoning) == (whole.content, whole.reasoning)
+
+
+CALLS = st.lists(
+    st.tuples(
+        st.text(alphabet="abcdef_", min_size=1, max_size=8),
+        st.dictionaries(
+            st.text(max_size=5),
+            st.none() | st.booleans() | st.integers(-1000, 1000) | st.text(max_size=8),
+            max_size=3,
+        ),
+    ),
+    min_size=1,
+    max_size=3,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    calls=CALLS,
+    style=st.sampled_from(["openai", "repeated", "id-only", "whole"]),
+    cuts=st.lists(st.integers(min_value=0, max_value=60), max_size=5),
+)
+def test_streamed_tool_calls_equal_the_same_calls_unstreamed(
+    calls: list[tuple[str, dict[str, Any]]], style: str, cuts: list[int]
+) -> None:
+    deltas: list[dict[str, Any]] = []
+    for index, (name, arguments) in enumerate(calls):
+        call_id = f"call_{index}"
+        text = json.dumps(arguments)
+        fragments = [text] if style == "whole" else [p.decode() for p in cut(text.encode(), cuts)]
+        for number, fragment in enumerate(fragments):
+            entry: dict[str, Any] = {"function": {"arguments": fragment}}
+            if style != "id-only":
+                entry["index"] = index
+            if number == 0 or style in ("repeated", "id-only"):
+                entry["id"] = call_id
+                entry["type"] = "function"
+                entry["function"]["name"] = name
+            deltas.append({"tool_calls": [entry]})
+    message = {
+        "content": None,
+        "tool_calls": [
+            {
+                "id": f"call_{i}",
+                "type": "function",
+                "function": {"name": n, "arguments": json.dumps(a)},
+            }
+            for i, (n, a) in enumerate(calls)
+        ],
+    }
+    streamed = finish_of(stream_of(deltas, "tool_calls"), ServerProfile())
+    whole = parse_response(body_of(message, "tool_calls"), ServerProfile())
+    view = [(c.id, c.name, c.arguments, c.arguments_text, c.error) for c in whole.tool_calls]
+    assert [
+        (c.id, c.name, c.arguments, c.arguments_text, c.error) for c in streamed.tool_calls
+    ] == view
+    assert [c.arguments for c in streamed.tool_calls] == [a for _, a in calls]
