@@ -90,15 +90,18 @@ class _Request:
     model: str
 
 
-def _answer_of(error: StructuredOutputError) -> tuple[ChatResponse, str]:
+def _answer_of(error: StructuredOutputError, request: _Request) -> tuple[ChatResponse, str | None]:
     """The answer the core's structured-output check rejected, and why.
 
     LangChain expects the model to return the message and the output parser to
     judge it, so that ``include_raw=True`` can hand back both; an error without
-    the answer is raised as is.
+    the answer is raised as is. A turn that calls one of the caller's own tools is
+    not a structured answer at all (an agent's tool round), so it carries no verdict.
     """
     if error.response is None:
         raise error
+    if error.response.tool_calls and request.params.get("tools"):
+        return error.response, None
     return error.response, str(error)
 
 
@@ -369,7 +372,7 @@ class ChatOpenAICompatible(BaseChatModel):
             try:
                 response = self.client.chat(request.messages, **request.params)
             except StructuredOutputError as error:
-                response, rejected = _answer_of(error)
+                response, rejected = _answer_of(error, request)
         return chat_result(response, request.model, structured_error=rejected)
 
     async def _agenerate(
@@ -387,7 +390,7 @@ class ChatOpenAICompatible(BaseChatModel):
             try:
                 response = await self.async_client.chat(request.messages, **request.params)
             except StructuredOutputError as error:
-                response, rejected = _answer_of(error)
+                response, rejected = _answer_of(error, request)
         return chat_result(response, request.model, structured_error=rejected)
 
     def _stream(
@@ -410,7 +413,7 @@ class ChatOpenAICompatible(BaseChatModel):
                         yield generation
                 response = stream.final()
             except StructuredOutputError as error:
-                response, rejected = _answer_of(error)
+                response, rejected = _answer_of(error, request)
             last = closing_chunk(response, request.model, structured_error=rejected)
         if run_manager is not None:
             run_manager.on_llm_new_token(last.text, chunk=last)
@@ -438,7 +441,7 @@ class ChatOpenAICompatible(BaseChatModel):
                             yield generation
                     response = await stream.final()
                 except StructuredOutputError as error:
-                    response, rejected = _answer_of(error)
+                    response, rejected = _answer_of(error, request)
                 last = closing_chunk(response, request.model, structured_error=rejected)
         if run_manager is not None:
             await run_manager.on_llm_new_token(last.text, chunk=last)

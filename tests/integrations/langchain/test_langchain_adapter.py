@@ -606,3 +606,30 @@ def test_json_mode_with_a_schema_tells_the_model_the_shape(endpoint: ScriptedEnd
     sent = endpoint.requests[0]
     assert sent["response_format"]["type"] == "json_object"
     assert any("age" in str(message["content"]) for message in sent["messages"][:-1])
+
+
+def test_tools_with_a_response_format_as_create_agent_binds_them(
+    endpoint: ScriptedEndpoint,
+) -> None:
+    """``create_agent``'s provider strategy: tools plus a json_schema for the final answer."""
+    endpoint.queue(
+        tool_reply([Call("call_1", "get_weather", '{"city": "Oslo"}')]),
+        text_reply(['{"name": "Oslo", "age": 1000}']),
+    )
+    response_format = {
+        "type": "json_schema",
+        "json_schema": {"name": "Person", "schema": Person.model_json_schema(), "strict": True},
+    }
+    agent = endpoint.model().bind_tools([get_weather], response_format=response_format, strict=True)
+    history: list[BaseMessage] = [HumanMessage("weather, then a person")]
+    first = agent.invoke(history)
+    assert [call["name"] for call in first.tool_calls] == ["get_weather"]
+    assert first.additional_kwargs == {}  # a tool round is no failed structured answer
+    history += [first, get_weather.invoke(first.tool_calls[0])]
+    final = agent.invoke(history)
+    assert final.tool_calls == []
+    assert final.content == '{"name": "Oslo", "age": 1000}'
+    assert final.additional_kwargs["parsed"] == {"name": "Oslo", "age": 1000}
+    sent = endpoint.requests[0]
+    assert sent["response_format"]["type"] == "json_schema"
+    assert sent["tools"][0]["function"]["strict"] is True
