@@ -83,6 +83,26 @@ _CORE_METHOD = {"json_schema": "json_schema", "json_mode": "json_object"}
 _NOT_REQUEST_PARAMS = frozenset({"stream", "stream_usage"})
 
 
+_CLIENTS_LOCK = threading.Lock()
+
+
+class _OwnedClients:
+    """The core clients one model instance built. Copying yields an empty holder."""
+
+    __slots__ = ("async_", "owner", "sync")
+
+    def __init__(self, owner: int | None = None) -> None:
+        self.owner = owner
+        self.sync: Client | None = None
+        self.async_: AsyncClient | None = None
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _OwnedClients:
+        return _OwnedClients()
+
+    def __reduce__(self) -> tuple[type[_OwnedClients], tuple[()]]:
+        return (_OwnedClients, ())
+
+
 @dataclass(frozen=True, slots=True)
 class _Request:
     messages: list[Message]
@@ -159,9 +179,7 @@ class ChatOpenAICompatible(BaseChatModel):
 
     model_config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True)
 
-    _client: Client | None = PrivateAttr(default=None)
-    _async_client: AsyncClient | None = PrivateAttr(default=None)
-    _client_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    _clients: _OwnedClients = PrivateAttr(default_factory=_OwnedClients)
 
     # -- construction ---------------------------------------------------------
 
@@ -287,38 +305,49 @@ class ChatOpenAICompatible(BaseChatModel):
         base_url = self.base_url or self._server.default_base_url
         return {"base_url": base_url, "model": self.model, **options}
 
+    def _own_clients(self) -> _OwnedClients:
+        """This instance's clients; a copy of a model (``model_copy``, ``deepcopy``,
+        pickling) starts with none, since its settings may differ. Call under the lock."""
+        if self._clients.owner != id(self):
+            self._clients = _OwnedClients(owner=id(self))
+        return self._clients
+
     @property
     def client(self) -> Client:
         """The sync core client, built on first use and kept for this model's lifetime."""
-        with self._client_lock:
-            if self._client is None:
-                self._client = Client(**self._client_options(), http_client=self.http_client)
+        with _CLIENTS_LOCK:
+            clients = self._own_clients()
+            if clients.sync is None:
+                clients.sync = Client(**self._client_options(), http_client=self.http_client)
                 # Models are often dropped without close() (notebooks, chains built per
                 # request); closing the pool with the model keeps sockets from leaking.
-                weakref.finalize(self, self._client.close)
-            return self._client
+                weakref.finalize(self, clients.sync.close)
+            return clients.sync
 
     @property
     def async_client(self) -> AsyncClient:
         """The async core client, built on first use and kept for this model's lifetime."""
-        with self._client_lock:
-            if self._async_client is None:
-                self._async_client = AsyncClient(
+        with _CLIENTS_LOCK:
+            clients = self._own_clients()
+            if clients.async_ is None:
+                clients.async_ = AsyncClient(
                     **self._client_options(), http_client=self.http_async_client
                 )
-            return self._async_client
+            return clients.async_
 
     def close(self) -> None:
         """Close the sync client's connections (an ``http_client`` you passed stays open)."""
-        with self._client_lock:
-            client, self._client = self._client, None
+        with _CLIENTS_LOCK:
+            clients = self._own_clients()
+            client, clients.sync = clients.sync, None
         if client is not None:
             client.close()
 
     async def aclose(self) -> None:
         """Close both clients' connections."""
-        with self._client_lock:
-            async_client, self._async_client = self._async_client, None
+        with _CLIENTS_LOCK:
+            clients = self._own_clients()
+            async_client, clients.async_ = clients.async_, None
         if async_client is not None:
             await async_client.aclose()
         self.close()

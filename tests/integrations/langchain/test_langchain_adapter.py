@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
 from typing import Any
 from uuid import UUID
 
@@ -633,3 +635,18 @@ def test_tools_with_a_response_format_as_create_agent_binds_them(
     sent = endpoint.requests[0]
     assert sent["response_format"]["type"] == "json_schema"
     assert sent["tools"][0]["function"]["strict"] is True
+
+
+def test_copies_build_their_own_clients() -> None:
+    model = ChatOpenAICompatible(model="m", base_url="http://first/v1")
+    first_client = model.client
+    moved = model.model_copy(update={"base_url": "http://second/v1"})
+    assert moved.client is not first_client
+    assert moved.client.base_url.startswith("http://second")
+    assert model.client is first_client
+    for clone in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
+        assert clone.client is not first_client
+        assert clone.client.base_url.startswith("http://first")
+        clone.close()
+    moved.close()
+    model.close()
