@@ -230,3 +230,19 @@ def test_the_server_does_not_print(capfd: pytest.CaptureFixture[str]) -> None:
         http.post(CHAT, content=b"not json")
     captured = capfd.readouterr()
     assert (captured.out, captured.err) == ("", "")
+
+
+def test_a_failing_reply_factory_answers_500_and_is_kept(
+    client: httpx.Client, scripted_server: ScriptedServer
+) -> None:
+    def broken(request: RecordedRequest) -> Reply:
+        raise KeyError("no such field")
+
+    scripted_server.enqueue(broken)
+    scripted_server.enqueue(Reply(text="x", extra={"unserializable": object()}))
+    first = client.post(CHAT, json=chat_body())
+    second = client.post(CHAT, json=chat_body())
+    assert (first.status_code, second.status_code) == (500, 500)
+    assert "no such field" in first.json()["error"]["message"]
+    assert [type(error) for error in scripted_server.errors] == [KeyError, TypeError]
+    assert client.post(CHAT, json=chat_body()).status_code == 200

@@ -24,12 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gzip
-import http
 import itertools
 import logging
-import socket
-import struct
 import threading
 import time
 import zlib
@@ -40,6 +36,16 @@ from types import TracebackType
 from typing import Any, Literal
 
 from oaicompat._json import dumps, loads
+from oaicompat.testing._http import (
+    error_body,
+    log_loop_error,
+    parse_head,
+    read_body,
+    reset,
+    response_head,
+    run_loop,
+    send,
+)
 from oaicompat.testing.policy import DefaultPolicy
 from oaicompat.testing.replies import Disconnect, RawReply, Reply
 from oaicompat.testing.tokens import count_prompt_tokens
@@ -75,6 +81,10 @@ class RecordedRequest:
 
 class _ClientGone(Exception):
     """The connection is over: the client left, or a fault closed it on purpose."""
+
+
+class _MalformedRequest(Exception):
+    """The bytes received are not an HTTP/1.1 request this server can read."""
 
 
 class ScriptedServer:
@@ -116,6 +126,8 @@ class ScriptedServer:
         self._server: asyncio.AbstractServer | None = None
         self._connections: set[asyncio.Task[None]] = set()
         self._port: int | None = None
+        self.errors: list[Exception] = []
+        """Exceptions raised by reply factories or the policy (each answered with a 500)."""
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -124,9 +136,9 @@ class ScriptedServer:
         if self._loop is not None:
             return self
         loop = asyncio.new_event_loop()
-        loop.set_exception_handler(_log_loop_error)
+        loop.set_exception_handler(log_loop_error)
         thread = threading.Thread(
-            target=_run_loop, args=(loop,), name="oaicompat-scripted-server", daemon=True
+            target=run_loop, args=(loop,), name="oaicompat-scripted-server", daemon=True
         )
         self._loop, self._thread = loop, thread
         thread.start()
@@ -274,9 +286,9 @@ class ScriptedServer:
                 pass
         except (_ClientGone, ConnectionError, asyncio.IncompleteReadError):
             pass
-        except (asyncio.LimitOverrunError, ValueError, UnicodeDecodeError):
+        except _MalformedRequest:
             with contextlib.suppress(ConnectionError):
-                await _send(writer, 400, _error("Malformed HTTP request"), keep_alive=False)
+                await send(writer, 400, error_body("Malformed HTTP request"), keep_alive=False)
         finally:
             if task is not None:
                 self._connections.discard(task)
@@ -285,21 +297,17 @@ class ScriptedServer:
     async def _serve_one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
         try:
             head = await reader.readuntil(b"\r\n\r\n")
+        except asyncio.LimitOverrunError as exc:
+            raise _MalformedRequest from exc
         except asyncio.IncompleteReadError as exc:
             if exc.partial.strip():
-                raise ValueError("truncated request head") from exc
+                raise _MalformedRequest from exc
             return False
-        request_line, *header_lines = head.decode("latin-1").split("\r\n")
-        method, target, version = request_line.split(" ", 2)
-        headers: dict[str, str] = {}
-        for line in header_lines:
-            if line:
-                name, _, value = line.partition(":")
-                key = name.strip().lower()
-                headers[key] = (
-                    f"{headers[key]}, {value.strip()}" if key in headers else value.strip()
-                )
-        body = await _read_body(reader, headers)
+        try:
+            method, target, version, headers = parse_head(head)
+            body = await read_body(reader, headers)
+        except (asyncio.LimitOverrunError, ValueError, UnicodeDecodeError) as exc:
+            raise _MalformedRequest from exc
         path, _, query = target.partition("?")
         parsed: Any = None
         if body:
@@ -318,21 +326,28 @@ class ScriptedServer:
         discovery = None if is_chat else self._discovery_route(request)
         if not is_chat and discovery is None:
             message = f"Invalid URL ({request.method} {request.path})"
-            await _send(writer, 404, _error(message), keep_alive=keep_alive)
+            await send(writer, 404, error_body(message), keep_alive=keep_alive)
             return True
-        reply = self._next_queued(request)
-        if reply is None and discovery is not None:
-            await _send(writer, 200, discovery(self), keep_alive=keep_alive)
+        try:
+            reply = self._next_queued(request)
+            if reply is None and discovery is not None:
+                reply = RawReply(body=discovery(self))
+            if reply is None:
+                reply = self.policy(request)
+            rendered = self._render(request, reply) if isinstance(reply, Reply) else None
+        except Exception as exc:
+            # A failing reply factory or policy is a bug in the test; answer 500 and keep it.
+            self.errors.append(exc)
+            message = f"scripted reply failed: {exc!r}"
+            await send(writer, 500, error_body(message, "server_error"), keep_alive=keep_alive)
             return True
-        if reply is None:
-            reply = self.policy(request)
         if isinstance(reply, Disconnect):
             await asyncio.sleep(reply.delay)
-            _reset(writer)
+            reset(writer)
             return False
         if isinstance(reply, RawReply):
             await asyncio.sleep(reply.first_byte_delay)
-            await _send(
+            await send(
                 writer,
                 reply.status,
                 reply.body,
@@ -342,7 +357,13 @@ class ScriptedServer:
                 compress=reply.gzip,
             )
             return True
-        return await self._send_completion(request, reply, writer, keep_alive)
+        assert rendered is not None
+        await asyncio.sleep(reply.first_byte_delay)
+        if isinstance(rendered, bytes):
+            await self._send_body(reply, rendered, writer, keep_alive)
+        else:
+            await self._stream(reply, rendered, writer, keep_alive)
+        return True
 
     def _discovery_route(self, request: RecordedRequest) -> Callable[[ScriptedServer], Any] | None:
         if request.method != "GET":
@@ -358,13 +379,8 @@ class ScriptedServer:
             routes["/api/version"] = lambda _: {"version": "0.6.0"}
         return routes.get(request.path.rstrip("/") or "/")
 
-    async def _send_completion(
-        self,
-        request: RecordedRequest,
-        reply: Reply,
-        writer: asyncio.StreamWriter,
-        keep_alive: bool,
-    ) -> bool:
+    def _render(self, request: RecordedRequest, reply: Reply) -> bytes | list[bytes]:
+        """The JSON body, or the SSE events when the request asks to stream."""
         body = request.json if isinstance(request.json, dict) else {}
         stream_options = body.get("stream_options")
         requested_n = body.get("n")
@@ -377,28 +393,28 @@ class ScriptedServer:
             and stream_options.get("include_usage") is True,
             n=min(max(requested_n, 1), _MAX_CHOICES) if isinstance(requested_n, int) else 1,
         )
-        await asyncio.sleep(reply.first_byte_delay)
-        if body.get("stream") is not True:
-            payload = completion_body(reply, completion)
-            if reply.drop_after is None:
-                await _send(
-                    writer,
-                    reply.status,
-                    payload,
-                    keep_alive=keep_alive,
-                    headers=reply.headers,
-                    compress=reply.gzip,
-                )
-                return True
-            data = dumps(payload)
-            head = _head(reply.status, "application/json", len(data), reply.headers, keep_alive)
-            writer.write(head + data[: len(data) // 2])
-            await writer.drain()
-            raise _ClientGone
-        await self._stream(
-            reply, sse_events(reply, stream_chunks(reply, completion)), writer, keep_alive
-        )
-        return True
+        if body.get("stream") is True:
+            return sse_events(reply, stream_chunks(reply, completion))
+        return dumps(completion_body(reply, completion))
+
+    async def _send_body(
+        self, reply: Reply, data: bytes, writer: asyncio.StreamWriter, keep_alive: bool
+    ) -> None:
+        if reply.drop_after is None:
+            await send(
+                writer,
+                reply.status,
+                data,
+                keep_alive=keep_alive,
+                headers=reply.headers,
+                content_type="application/json",
+                compress=reply.gzip,
+            )
+            return
+        head = response_head(reply.status, "application/json", len(data), reply.headers, keep_alive)
+        writer.write(head + data[: len(data) // 2])
+        await writer.drain()
+        raise _ClientGone
 
     async def _stream(
         self, reply: Reply, events: list[bytes], writer: asyncio.StreamWriter, keep_alive: bool
@@ -407,7 +423,7 @@ class ScriptedServer:
         compressor = zlib.compressobj(wbits=31) if reply.gzip else None
         if compressor is not None:
             headers["Content-Encoding"] = "gzip"
-        writer.write(_head(reply.status, "text/event-stream", None, headers, keep_alive))
+        writer.write(response_head(reply.status, "text/event-stream", None, headers, keep_alive))
         for position, event in enumerate(events):
             if reply.drop_after is not None and position >= reply.drop_after:
                 await writer.drain()
@@ -472,93 +488,3 @@ def _tags(server: ScriptedServer) -> Any:
             }
         ]
     }
-
-
-# -- HTTP helpers ------------------------------------------------------------
-
-
-def _run_loop(loop: asyncio.AbstractEventLoop) -> None:
-    asyncio.set_event_loop(loop)
-    try:
-        loop.run_forever()
-    finally:
-        loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.close()
-
-
-def _log_loop_error(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-    # Clients that vanish mid-stream are routine here; keep them off stderr.
-    logger.debug("scripted server: %s", context.get("message"), exc_info=context.get("exception"))
-
-
-def _error(message: str, type_: str = "invalid_request_error") -> Any:
-    return {"error": {"message": message, "type": type_, "param": None, "code": None}}
-
-
-async def _read_body(reader: asyncio.StreamReader, headers: Mapping[str, str]) -> bytes:
-    if "chunked" in headers.get("transfer-encoding", "").lower():
-        parts: list[bytes] = []
-        while True:
-            size_line = await reader.readuntil(b"\r\n")
-            size = int(size_line.split(b";", 1)[0].strip(), 16)
-            if size == 0:
-                await reader.readuntil(b"\r\n")
-                return b"".join(parts)
-            parts.append(await reader.readexactly(size))
-            await reader.readexactly(2)
-    length = int(headers.get("content-length", "0") or "0")
-    return await reader.readexactly(length) if length else b""
-
-
-def _head(
-    status: int,
-    content_type: str,
-    length: int | None,
-    headers: Mapping[str, str],
-    keep_alive: bool,
-) -> bytes:
-    try:
-        reason = http.HTTPStatus(status).phrase
-    except ValueError:
-        reason = "Unknown"
-    lines = [f"HTTP/1.1 {status} {reason}", f"Content-Type: {content_type}"]
-    lines.append(
-        f"Content-Length: {length}" if length is not None else "Transfer-Encoding: chunked"
-    )
-    lines.append(f"Connection: {'keep-alive' if keep_alive else 'close'}")
-    lines.append("Server: oaicompat-scripted")
-    lines += [f"{name}: {value}" for name, value in headers.items()]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-
-
-async def _send(
-    writer: asyncio.StreamWriter,
-    status: int,
-    body: Any,
-    *,
-    keep_alive: bool,
-    headers: Mapping[str, str] | None = None,
-    content_type: str | None = None,
-    compress: bool = False,
-) -> None:
-    if isinstance(body, bytes):
-        data, default_type = body, "application/octet-stream"
-    elif isinstance(body, str):
-        data, default_type = body.encode("utf-8"), "text/plain; charset=utf-8"
-    else:
-        data, default_type = dumps(body), "application/json"
-    extra = dict(headers or {})
-    if compress:
-        data = gzip.compress(data)
-        extra["Content-Encoding"] = "gzip"
-    writer.write(_head(status, content_type or default_type, len(data), extra, keep_alive) + data)
-    await writer.drain()
-
-
-def _reset(writer: asyncio.StreamWriter) -> None:
-    """Close with a TCP RST (SO_LINGER 0) instead of an orderly FIN."""
-    sock = writer.get_extra_info("socket")
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    writer.transport.abort()
