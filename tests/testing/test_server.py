@@ -69,6 +69,8 @@ def test_llamacpp_and_ollama_discovery_routes(client: httpx.Client, scripted_ser
     tags = client.get(scripted_server.url + "/api/tags").json()
     assert tags["models"][0]["name"] == scripted_server.model
     assert "version" in client.get(scripted_server.url + "/api/version").json()
+    show = client.post(scripted_server.url + "/api/show", json={"model": scripted_server.model})
+    assert show.json()["parameters"].split() == ["num_ctx", str(scripted_server.context_window)]
 
 
 def test_imitate_limits_the_discovery_routes() -> None:

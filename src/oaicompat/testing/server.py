@@ -92,8 +92,9 @@ class ScriptedServer:
 
     Routes: ``POST /v1/chat/completions`` (JSON and SSE), ``GET /v1/models``,
     ``GET /health``; with ``imitate`` containing ``"llamacpp"``, ``GET /props``
-    (``default_generation_settings.n_ctx``); with ``"ollama"``, ``GET /api/tags``
-    and ``GET /api/version``. Anything else is a 404 in OpenAI's wording.
+    (``default_generation_settings.n_ctx``); with ``"ollama"``, ``GET /api/tags``,
+    ``GET /api/version`` and ``POST /api/show`` (``num_ctx``). Anything else is
+    a 404 in OpenAI's wording.
 
     Args:
         model: the model name listed by the discovery routes and used in
@@ -366,18 +367,17 @@ class ScriptedServer:
         return True
 
     def _discovery_route(self, request: RecordedRequest) -> Callable[[ScriptedServer], Any] | None:
-        if request.method != "GET":
-            return None
-        routes: dict[str, Callable[[ScriptedServer], Any]] = {
-            "/v1/models": _models,
-            "/health": lambda _: {"status": "ok"},
+        routes: dict[tuple[str, str], Callable[[ScriptedServer], Any]] = {
+            ("GET", "/v1/models"): _models,
+            ("GET", "/health"): lambda _: {"status": "ok"},
         }
         if "llamacpp" in self.imitate:
-            routes["/props"] = _props
+            routes["GET", "/props"] = _props
         if "ollama" in self.imitate:
-            routes["/api/tags"] = _tags
-            routes["/api/version"] = lambda _: {"version": "0.6.0"}
-        return routes.get(request.path.rstrip("/") or "/")
+            routes["GET", "/api/tags"] = _tags
+            routes["GET", "/api/version"] = lambda _: {"version": "0.6.0"}
+            routes["POST", "/api/show"] = _show
+        return routes.get((request.method, request.path.rstrip("/") or "/"))
 
     def _render(self, request: RecordedRequest, reply: Reply) -> bytes | list[bytes]:
         """The JSON body, or the SSE events when the request asks to stream."""
@@ -487,4 +487,16 @@ def _tags(server: ScriptedServer) -> Any:
                 "details": {"format": "gguf", "family": "llama", "parameter_size": "1B"},
             }
         ]
+    }
+
+
+def _show(server: ScriptedServer) -> Any:
+    return {
+        "parameters": f"num_ctx                        {server.context_window}",
+        "details": {"format": "gguf", "family": "llama", "parameter_size": "1B"},
+        "model_info": {
+            "general.architecture": "llama",
+            "llama.context_length": server.context_window,
+        },
+        "capabilities": ["completion", "tools"],
     }
