@@ -56,6 +56,7 @@ from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import ToolSelection
 from llama_index_instrumentation import get_dispatcher
 
+from oaicompat._llama_index.connections import Connections, current
 from oaicompat._llama_index.messages import to_message_dicts
 from oaicompat._llama_index.responses import StreamFolder, to_chat_response
 from oaicompat._llama_index.structured import PartialStructured, parsed_value, structured_kwargs
@@ -163,11 +164,7 @@ class OpenAICompatible(FunctionCallingLLM):
         default=None, description="Endpoint path for servers with unusual routes."
     )
 
-    _http_client: httpx.Client | None = PrivateAttr(default=None)
-    _async_http_client: httpx.AsyncClient | None = PrivateAttr(default=None)
-    _client: Client | None = PrivateAttr(default=None)
-    _aclient: AsyncClient | None = PrivateAttr(default=None)
-    _discovered_context_window: int | None = PrivateAttr(default=None)
+    _connections: Connections = PrivateAttr(default_factory=Connections)
 
     def __init__(
         self,
@@ -180,8 +177,7 @@ class OpenAICompatible(FunctionCallingLLM):
         super().__init__(callback_manager=callback_manager, **kwargs)
         if self.base_url is None and get_profile(self.profile).default_base_url is None:
             raise ValueError("base_url is required when the profile has no default URL")
-        self._http_client = http_client
-        self._async_http_client = async_http_client
+        self._connections = Connections(http_client, async_http_client)
 
     @classmethod
     def class_name(cls) -> str:
@@ -215,46 +211,62 @@ class OpenAICompatible(FunctionCallingLLM):
         options["base_url"] = self.base_url or profile.default_base_url
         return options
 
+    def _client_config(self, options: dict[str, Any]) -> tuple[Any, ...]:
+        headers = tuple(sorted((options["headers"] or {}).items()))
+        return (self.model, *(value for key, value in options.items() if key != "headers"), headers)
+
+    def _own_connections(self) -> Connections:
+        options = self._client_options()
+        self._connections = current(self._connections, self, self._client_config(options))
+        return self._connections
+
     def _get_client(self) -> Client:
-        if self._client is None:
+        connections = self._own_connections()
+        if connections.sync_client is None:
             from oaicompat.client import Client
 
             options = self._client_options()
-            self._client = Client(
-                options.pop("base_url"), self.model, http_client=self._http_client, **options
+            connections.sync_client = Client(
+                options.pop("base_url"),
+                self.model,
+                http_client=connections.http_client,
+                **options,
             )
-        return self._client
+        return connections.sync_client
 
     def _get_aclient(self) -> AsyncClient:
         # The core renews its own pool when the event loop changes (repeated asyncio.run).
-        if self._aclient is None:
+        connections = self._own_connections()
+        if connections.async_client is None:
             from oaicompat.client import AsyncClient
 
             options = self._client_options()
-            self._aclient = AsyncClient(
+            connections.async_client = AsyncClient(
                 options.pop("base_url"),
                 self.model,
-                http_client=self._async_http_client,
+                http_client=connections.async_http_client,
                 **options,
             )
-        return self._aclient
+        return connections.async_client
 
     def close(self) -> None:
-        """Close the connection pool the sync client owns (not an injected http_client)."""
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        """Close the sync client's pool (not an injected http_client)."""
+        connections = self._connections
+        if connections.owner == id(self) and connections.sync_client is not None:
+            connections.sync_client.close()
+            connections.sync_client = None
 
     async def aclose(self) -> None:
-        """Close both clients' connection pools."""
+        """Close both clients' pools (not injected http clients)."""
         self.close()
-        if self._aclient is not None:
-            await self._aclient.aclose()
-            self._aclient = None
+        connections = self._connections
+        if connections.owner == id(self) and connections.async_client is not None:
+            await connections.async_client.aclose()
+            connections.async_client = None
 
     def _server_profile(self) -> ServerProfile:
-        # The live client's profile may have learned, at run time, what the server refuses.
-        client = self._client or self._aclient
+        # A live client's profile may have learned, at run time, what the server refuses.
+        client = self._connections.built_client(self)
         return client.profile if client is not None else get_profile(self.profile)
 
     # ----- metadata -----
@@ -275,11 +287,13 @@ class OpenAICompatible(FunctionCallingLLM):
         return self._server_profile().supports_tools
 
     def _known_context_window(self) -> int | None:
-        return (
-            self.context_window
-            or self._server_profile().context_window
-            or self._discovered_context_window
+        connections = self._connections
+        discovered = (
+            connections.context_window
+            if connections.is_current(self, self._client_config(self._client_options()))
+            else None
         )
+        return self.context_window or self._server_profile().context_window or discovered
 
     def _resolve_context_window(self) -> int:
         known = self._known_context_window()
@@ -294,7 +308,7 @@ class OpenAICompatible(FunctionCallingLLM):
                 DEFAULT_CONTEXT_WINDOW,
             )
             discovered = DEFAULT_CONTEXT_WINDOW
-        self._discovered_context_window = discovered
+        self._own_connections().context_window = discovered
         return discovered
 
     def _discover_context_window(self) -> int | None:

@@ -1,5 +1,6 @@
-"""Pure conversions between LlamaIndex types and oaicompat's normalized types.
+"""Helpers of ``oaicompat.llama_index``: conversions between LlamaIndex types and
+oaicompat's normalized types, and the per-instance holder of core clients.
 
-Kept apart from ``oaicompat.llama_index`` so the class there stays a thin
-adapter; nothing in this package does I/O. Importing it imports LlamaIndex.
+Kept apart so the adapter class stays thin; nothing here does I/O. Importing
+these modules imports LlamaIndex.
 """

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
+import pickle
 from collections.abc import Callable
 
 import httpx
@@ -536,3 +538,30 @@ def test_unknown_model_names_are_fine(make_llm: MakeLLM, recorder: Recorder) -> 
     llm = make_llm(model="my-finetune-Q4_K_M.gguf")
     assert llm.complete("x").text == "Hello"
     assert recorder.bodies[0]["model"] == "my-finetune-Q4_K_M.gguf"
+
+
+# ----- copies, mutation, pickling -----
+
+
+def test_copies_build_their_own_clients_and_share_injected_http(
+    make_llm: MakeLLM, recorder: Recorder
+) -> None:
+    llm = make_llm()
+    recorder.add(HELLO_JSON, HELLO_JSON, HELLO_JSON, HELLO_JSON)
+    llm.chat([ChatMessage(role="user", content="x")])
+    for copied in (llm.model_copy(update={"model": "other"}), copy.deepcopy(llm)):
+        copied.chat([ChatMessage(role="user", content="x")])
+    assert [body["model"] for body in recorder.bodies] == [MODEL, "other", MODEL]
+    llm.close()  # closing the original leaves the copies working
+    llm.model = "renamed"  # a changed setting rebuilds the client
+    llm.chat([ChatMessage(role="user", content="x")])
+    assert recorder.bodies[-1]["model"] == "renamed"
+
+
+def test_an_adapter_with_open_clients_pickles(make_llm: MakeLLM, recorder: Recorder) -> None:
+    llm = make_llm(api_key="sk-test")
+    recorder.add(HELLO_JSON)
+    llm.chat([ChatMessage(role="user", content="x")])  # clients and pools now exist
+    restored = pickle.loads(pickle.dumps(llm))
+    assert (restored.model, restored.api_key, restored.context_window) == (MODEL, "sk-test", 8192)
+    assert restored._connections.sync_client is None  # builds its own on first use
