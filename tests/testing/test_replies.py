@@ -47,7 +47,7 @@ def streamed(
 
 
 def test_text_reply(client: httpx.Client, scripted_server: ScriptedServer) -> None:
-    body = post(client, scripted_server, Reply(text="Hi there, friend."))
+    body = post(client, scripted_server, Reply("Hi there, friend."))
     assert body["object"] == "chat.completion"
     assert body["choices"][0]["message"] == {"role": "assistant", "content": "Hi there, friend."}
     assert body["choices"][0]["finish_reason"] == "stop"

@@ -22,9 +22,11 @@ from oaicompat.testing import (
 def test_context_manager_binds_a_loopback_port_and_releases_it() -> None:
     with ScriptedServer() as server:
         assert server.url == f"http://127.0.0.1:{server.port}"
+        assert repr(server) == f"<ScriptedServer {server.url} model='scripted-model'>"
         assert server.base_url == server.url + "/v1"
         assert httpx.get(server.url + "/health").json() == {"status": "ok"}
         port = server.port
+    assert "stopped" in repr(server)
     with pytest.raises(RuntimeError, match="not running"):
         _ = server.url
     with pytest.raises(httpx.ConnectError):
@@ -188,7 +190,7 @@ def test_discovery_routes_take_queued_raw_replies(
 
 def test_a_custom_policy_answers_when_the_queue_is_empty() -> None:
     def policy(request: RecordedRequest) -> RawReply:
-        return RawReply(status=418, body={"teapot": request.json["model"]})
+        return RawReply(418, {"teapot": request.json["model"]})
 
     with ScriptedServer(policy=policy) as server:
         response = httpx.post(server.base_url + CHAT, json=chat_body())

@@ -1,8 +1,11 @@
 """pytest fixtures for the scripted server.
 
-Registered as a ``pytest11`` plugin when oaicompat is installed; without
-that, enable it with ``pytest_plugins = ["oaicompat.testing.pytest_plugin"]``
-in a ``conftest.py``.
+Installed oaicompat registers this module as a ``pytest11`` plugin, so the
+``scripted_server`` fixture is simply there. Where plugins are not autoloaded
+(``PYTEST_DISABLE_PLUGIN_AUTOLOAD``), add
+``pytest_plugins = ["oaicompat.testing.pytest_plugin"]`` to the root
+``conftest.py``; the entry point carries the module's own name so that both
+ways together register the plugin once.
 """
 
 from __future__ import annotations

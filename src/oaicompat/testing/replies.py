@@ -16,7 +16,7 @@ the end build the faults real servers produce, in their own wording.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ class ScriptedToolCall:
     id: str | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True)
 class Reply:
     """One scripted chat completion, streamed or not as the request asks.
 
@@ -115,6 +115,7 @@ class Reply:
     """
 
     text: str = ""
+    _: KW_ONLY
     reasoning: str | None = None
     reasoning_field: ReasoningField = "reasoning_content"
     tool_calls: Sequence[ScriptedToolCall] = ()
@@ -158,7 +159,7 @@ class Reply:
         return "tool_calls" if self.tool_calls else "stop"
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True)
 class RawReply:
     """Any HTTP answer, sent as given.
 
@@ -169,6 +170,7 @@ class RawReply:
 
     status: int = 200
     body: Any = b""
+    _: KW_ONLY
     headers: Mapping[str, str] = field(default_factory=dict)
     content_type: str | None = None
     gzip: bool = False

@@ -130,6 +130,10 @@ class ScriptedServer:
         self.errors: list[Exception] = []
         """Exceptions raised by reply factories or the policy (each answered with a 500)."""
 
+    def __repr__(self) -> str:
+        where = self.url if self._port is not None else "stopped"
+        return f"<ScriptedServer {where} model={self.model!r}>"
+
     # -- lifecycle -----------------------------------------------------------
 
     def start(self) -> ScriptedServer:
