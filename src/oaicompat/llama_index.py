@@ -19,8 +19,6 @@ imports LlamaIndex; ``import oaicompat`` does not.
 
 from __future__ import annotations
 
-import functools
-import inspect
 import logging
 from collections.abc import AsyncGenerator, Callable, Generator, Sequence
 from dataclasses import asdict
@@ -54,6 +52,7 @@ from llama_index.core.instrumentation.events.llm import (
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import ToolSelection
+from llama_index.core.types import PydanticProgramMode
 from llama_index_instrumentation import get_dispatcher
 
 from oaicompat._llama_index.connections import Connections, current
@@ -97,15 +96,6 @@ def _chat_callback(method: _F) -> _F:
 
 def _completion_callback(method: _F) -> _F:
     return cast(_F, llm_completion_callback()(method))
-
-
-@functools.cache
-def _core_has_structured_output() -> bool:
-    """Whether the core client takes ``structured_method`` (its structured-output API);
-    until it does, LlamaIndex's own function-calling program does the work."""
-    from oaicompat.client import Client
-
-    return "structured_method" in inspect.signature(Client.chat).parameters
 
 
 class OpenAICompatible(FunctionCallingLLM):
@@ -480,6 +470,11 @@ class OpenAICompatible(FunctionCallingLLM):
 
     # ----- structured output, through the core -----
 
+    def _use_llama_index_program(self) -> bool:
+        """Whether the user picked one of LlamaIndex's own structured-output
+        programs (``pydantic_program_mode``) instead of the core's."""
+        return self.pydantic_program_mode != PydanticProgramMode.DEFAULT
+
     def _structured_request(
         self,
         output_cls: type[Model],
@@ -497,7 +492,7 @@ class OpenAICompatible(FunctionCallingLLM):
         llm_kwargs: dict[str, Any] | None = None,
         **prompt_args: Any,
     ) -> Model:
-        if not _core_has_structured_output():
+        if self._use_llama_index_program():
             fallback: Model = super().structured_predict(
                 output_cls, prompt, llm_kwargs, **prompt_args
             )
@@ -519,7 +514,7 @@ class OpenAICompatible(FunctionCallingLLM):
         llm_kwargs: dict[str, Any] | None = None,
         **prompt_args: Any,
     ) -> Model:
-        if not _core_has_structured_output():
+        if self._use_llama_index_program():
             afallback: Model = await super().astructured_predict(
                 output_cls, prompt, llm_kwargs, **prompt_args
             )
@@ -541,7 +536,7 @@ class OpenAICompatible(FunctionCallingLLM):
         llm_kwargs: dict[str, Any] | None = None,
         **prompt_args: Any,
     ) -> Generator[Model | list[Model] | FlexibleModel | list[FlexibleModel], None, None]:
-        if not _core_has_structured_output():
+        if self._use_llama_index_program():
             return super()._structured_stream_call(output_cls, prompt, llm_kwargs, **prompt_args)
         messages, kwargs = self._structured_request(output_cls, prompt, llm_kwargs, prompt_args)
         responses = self.stream_chat(messages, **kwargs)
@@ -560,7 +555,7 @@ class OpenAICompatible(FunctionCallingLLM):
         llm_kwargs: dict[str, Any] | None = None,
         **prompt_args: Any,
     ) -> AsyncGenerator[Model | list[Model] | FlexibleModel | list[FlexibleModel], None]:
-        if not _core_has_structured_output():
+        if self._use_llama_index_program():
             return await super()._structured_astream_call(
                 output_cls, prompt, llm_kwargs, **prompt_args
             )

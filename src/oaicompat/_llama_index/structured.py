@@ -27,11 +27,12 @@ def structured_kwargs(
     """Chat options asking the core for ``output_cls``.
 
     A caller's ``tool_choice`` is dropped: when the core answers through a
-    forced tool call it chooses the tool itself.
+    forced tool call it chooses the tool itself. A ``structured_method`` in
+    ``llm_kwargs`` overrides the adapter's.
     """
     kwargs = {key: value for key, value in (llm_kwargs or {}).items() if key != "tool_choice"}
     kwargs["response_format"] = output_cls
-    kwargs["structured_method"] = method
+    kwargs.setdefault("structured_method", method)
     return kwargs
 
 

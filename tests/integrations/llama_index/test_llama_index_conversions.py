@@ -389,6 +389,8 @@ class Person(BaseModel):
 def test_structured_kwargs_forward_options_and_drop_tool_choice() -> None:
     kwargs = structured_kwargs(Person, "auto", {"tool_choice": "required", "temperature": 0})
     assert kwargs == {"temperature": 0, "response_format": Person, "structured_method": "auto"}
+    chosen = structured_kwargs(Person, "auto", {"structured_method": "tool"})
+    assert chosen["structured_method"] == "tool"
 
 
 def test_parsed_value_validates_dicts_and_reports_missing_values() -> None:

@@ -16,6 +16,7 @@ from llama_index.core.embeddings import MockEmbedding
 from llama_index.core.llms import ChatMessage
 from llama_index.core.prompts import PromptTemplate
 from llama_index.core.tools import FunctionTool
+from llama_index.core.types import PydanticProgramMode
 from pydantic import BaseModel
 
 from oaicompat.llama_index import OpenAICompatible
@@ -163,29 +164,49 @@ class Person(BaseModel):
 EXTRACT = PromptTemplate("Extract the person: {text}")
 
 
-def test_structured_predict_into_a_pydantic_model(
-    llm: OpenAICompatible, server: ScriptedServer
+@pytest.mark.parametrize(
+    ("fields", "asked_with"),
+    [
+        ({}, "response_format"),  # the core picks json_schema for this server
+        ({"structured_output_method": "tool"}, "tools"),  # the core forces a tool call
+        ({"pydantic_program_mode": PydanticProgramMode.FUNCTION}, "tools"),  # LlamaIndex's own
+    ],
+)
+async def test_structured_predict_into_a_pydantic_model(
+    server: ScriptedServer, fields: dict[str, Any], asked_with: str
 ) -> None:
+    server.clear()
+    llm = OpenAICompatible(
+        model=server.model, base_url=server.base_url, context_window=8192, **fields
+    )
     person = llm.structured_predict(Person, EXTRACT, text="Alice is 30 years old.")
     assert isinstance(person, Person)
-    (body,) = _chat_bodies(server)
-    schema_sent = json.dumps(body.get("response_format") or body.get("tools"))
-    assert '"age"' in schema_sent
-
-
-async def test_astructured_predict_and_structured_llm(llm: OpenAICompatible) -> None:
+    assert person.age == 30
     person = await llm.astructured_predict(Person, EXTRACT, text="Bob is 41.")
-    assert isinstance(person, Person)
+    assert person.age == 41
+
+    partials = list(llm.stream_structured_predict(Person, EXTRACT, text="Dan is 52."))
+    assert partials[-1] == Person(name=partials[-1].name, age=52)
+    stream = await llm.astream_structured_predict(Person, EXTRACT, text="Eve is 63.")
+    apartials = [partial async for partial in stream]
+    assert isinstance(apartials[-1], Person)
+    assert apartials[-1].age == 63
+
+    bodies = _chat_bodies(server)
+    assert len(bodies) == 4
+    for body in bodies:
+        assert '"age"' in json.dumps(body[asked_with])
+    await llm.aclose()
+
+
+async def test_structured_llm(llm: OpenAICompatible) -> None:
     structured = llm.as_structured_llm(Person)
     answer = structured.chat([ChatMessage(role="user", content="Carol is 25.")])
     assert isinstance(answer.raw, Person)
+    assert answer.raw.age == 25
     assert Person.model_validate_json(answer.message.content or "") == answer.raw
-
-
-def test_stream_structured_predict_ends_with_a_whole_object(llm: OpenAICompatible) -> None:
-    partials = list(llm.stream_structured_predict(Person, EXTRACT, text="Dan is 52."))
-    assert partials
-    assert isinstance(partials[-1], Person)
+    streamed = list(structured.stream_chat([ChatMessage(role="user", content="Carol is 25.")]))
+    assert Person.model_validate_json(streamed[-1].message.content or "").age == 25
 
 
 def test_discovered_context_window(server: ScriptedServer) -> None:
