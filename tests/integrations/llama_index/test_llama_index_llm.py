@@ -32,11 +32,14 @@ from llama_index.core.base.llms.types import (
 )
 from llama_index.core.callbacks import CallbackManager, TokenCountingHandler
 from llama_index.core.constants import DEFAULT_CONTEXT_WINDOW
+from llama_index.core.prompts import PromptTemplate
 from llama_index.core.tools import FunctionTool
+from pydantic import BaseModel
 
 from oaicompat.errors import BadRequestError, InternalServerError
 from oaicompat.llama_index import OpenAICompatible
 from oaicompat.profiles import ServerProfile
+from oaicompat.structured import StructuredOutputError
 
 MakeLLM = Callable[..., OpenAICompatible]
 
@@ -565,3 +568,20 @@ def test_an_adapter_with_open_clients_pickles(make_llm: MakeLLM, recorder: Recor
     restored = pickle.loads(pickle.dumps(llm))
     assert (restored.model, restored.api_key, restored.context_window) == (MODEL, "sk-test", 8192)
     assert restored._connections.sync_client is None  # builds its own on first use
+
+
+# ----- structured output errors -----
+
+
+class Pet(BaseModel):
+    name: str
+
+
+def test_an_answer_that_is_not_the_structure_raises_the_cores_error(
+    make_llm: MakeLLM, recorder: Recorder
+) -> None:
+    recorder.add(completion({"role": "assistant", "content": "Sorry, I cannot do JSON."}))
+    with pytest.raises(StructuredOutputError):
+        make_llm().structured_predict(Pet, PromptTemplate("Name a pet."))
+    (body,) = recorder.bodies
+    assert body["response_format"]["type"] == "json_schema"
