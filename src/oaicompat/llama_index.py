@@ -302,13 +302,10 @@ class OpenAICompatible(FunctionCallingLLM):
         return discovered
 
     def _discover_context_window(self) -> int | None:
-        client = self._get_client()
-        server_info = getattr(client, "server_info", None)
-        if server_info is None:  # the core's discovery is not available
-            return None
+        # Metadata is read everywhere in LlamaIndex; a server that cannot say must not break it.
         try:
-            window = server_info().context_window
-        except OAICompatError as exc:
+            window = self._get_client().server_info().context_window
+        except (OAICompatError, ValueError) as exc:
             logger.debug("context window discovery failed: %s", exc)
             return None
         return window if isinstance(window, int) and window > 0 else None
