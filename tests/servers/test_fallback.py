@@ -137,12 +137,15 @@ LLAMACPP_JSON_SCHEMA = {
         "type": "server_error",
     }
 }
-# llama-cpp-python's route handler turns the request-validation error into a 500.
+# llama-cpp-python 0.3.36's route handler turns the request-validation error into a 500
+# (recorded from `python -m llama_cpp.server`).
 LLAMA_CPP_PYTHON_JSON_SCHEMA = {
     "error": {
-        "message": "[{'type': 'literal_error', 'loc': ('body', 'response_format', 'type'), "
-        "'msg': \"Input should be 'text' or 'json_object'\", 'input': 'json_schema', "
-        "'ctx': {'expected': \"'text' or 'json_object'\"}}]",
+        "message": "1 validation error:\n  {'type': 'literal_error', 'loc': ('body', "
+        "'response_format', 'type'), 'msg': \"Input should be 'text' or 'json_object'\", "
+        "'input': 'json_schema', 'ctx': {'expected': \"'text' or 'json_object'\"}}\n\n"
+        '  File "llama_cpp/server/app.py", line 376, in create_chat_completion\n'
+        "    POST /v1/chat/completions",
         "type": "internal_server_error",
         "param": None,
         "code": None,
