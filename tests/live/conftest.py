@@ -7,6 +7,7 @@ port, and stopped at the end of the run.
 
 When a server is not available, its tests skip with the command that builds it; with
 ``CI=true`` they fail instead, so that CI can never pass by skipping them.
+``OAICOMPAT_LLAMA_SERVER`` points at another ``llama-server`` binary than the built one.
 """
 
 from __future__ import annotations

@@ -46,7 +46,7 @@ CITY_SCHEMA: dict[str, Any] = {
     "required": ["name", "population", "capital", "kind"],
 }
 MESSAGES = [{"role": "user", "content": "What is the weather in Paris?"}]
-GREEDY = {"temperature": 0, "seed": 0}
+GREEDY: dict[str, Any] = {"temperature": 0, "seed": 0}
 
 
 @pytest.fixture

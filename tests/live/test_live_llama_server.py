@@ -28,7 +28,7 @@ from oaicompat import (
 pytestmark = pytest.mark.live
 
 MESSAGES = [{"role": "user", "content": "tell me about the city"}]
-GREEDY = {"temperature": 0, "seed": 0}
+GREEDY: dict[str, Any] = {"temperature": 0, "seed": 0}
 
 CITY_SCHEMA: dict[str, Any] = {
     "type": "object",
