@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-from llama_index.core import Document, Settings, VectorStoreIndex
+from llama_index.core import Document, VectorStoreIndex
 from llama_index.core.agent.workflow import FunctionAgent, ToolCallResult
 from llama_index.core.base.llms.types import ChatMessage, ToolCallBlock
 from llama_index.core.callbacks import CallbackManager, TokenCountingHandler
@@ -36,15 +36,6 @@ FACT = "The capital of Freedonia is Fredville."
 
 def _words(text: str) -> list[str]:
     return text.split()
-
-
-@pytest.fixture(autouse=True)
-def _offline_tokenizer() -> Iterator[None]:
-    """LlamaIndex's default tokenizer downloads tiktoken data; tests have no network."""
-    previous = Settings._tokenizer
-    Settings.tokenizer = _words
-    yield
-    Settings._tokenizer = previous
 
 
 class Sent:

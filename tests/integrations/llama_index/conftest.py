@@ -1,4 +1,4 @@
-"""Fixtures: an adapter wired to recorded answers, an offline tokenizer, an event log."""
+"""Fixtures: an adapter wired to recorded answers, and an instrumentation event log."""
 
 from __future__ import annotations
 
@@ -7,20 +7,10 @@ from typing import Any
 
 import httpx
 import pytest
-from li_helpers import MODEL, EventLog, Recorder, words
-from llama_index.core import Settings
+from li_helpers import MODEL, EventLog, Recorder
 from llama_index.core.instrumentation import get_dispatcher
 
 from oaicompat.llama_index import OpenAICompatible
-
-
-@pytest.fixture(autouse=True)
-def offline_tokenizer() -> Iterator[None]:
-    """LlamaIndex's default tokenizer downloads tiktoken data; tests have no network."""
-    previous = Settings._tokenizer
-    Settings.tokenizer = words
-    yield
-    Settings._tokenizer = previous
 
 
 @pytest.fixture

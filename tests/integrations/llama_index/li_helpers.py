@@ -17,7 +17,7 @@ MODEL = "qwen2.5:0.5b-instruct"
 
 
 def words(text: str) -> list[str]:
-    """A tokenizer that needs no download (LlamaIndex's default fetches tiktoken data)."""
+    """A cheap tokenizer for token counters: counts must come from the server's usage anyway."""
     return text.split()
 
 
