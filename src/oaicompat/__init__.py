@@ -6,6 +6,7 @@ LlamaIndex or pydantic. The adapters live in ``oaicompat.langchain`` and
 """
 
 from oaicompat.client import AsyncClient, Client
+from oaicompat.discovery import ServerInfo, adetect_local_servers, detect_local_servers
 from oaicompat.errors import (
     APIConnectionError,
     APIStatusError,
@@ -24,6 +25,7 @@ from oaicompat.errors import (
 from oaicompat.profiles import PRESETS, ServerProfile, get_profile
 from oaicompat.retry import RetryPolicy
 from oaicompat.streaming import AsyncChatStream, ChatStream
+from oaicompat.structured import StructuredOutputError
 from oaicompat.types import ChatChunk, ChatResponse, Message, ToolCall, ToolCallDelta, Usage
 
 __version__ = "0.1.0"
@@ -50,11 +52,15 @@ __all__ = [
     "RateLimitError",
     "ResponseParseError",
     "RetryPolicy",
+    "ServerInfo",
     "ServerProfile",
     "StreamError",
+    "StructuredOutputError",
     "ToolCall",
     "ToolCallDelta",
     "Usage",
     "__version__",
+    "adetect_local_servers",
+    "detect_local_servers",
     "get_profile",
 ]

@@ -387,8 +387,27 @@ def _check_schema_shape(value: Any, schema: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _is_tool_turn(response: ChatResponse, spec: StructuredSpec, method: StructuredMethod) -> bool:
+    """Whether the model called the user's own tools, so this turn holds no final answer.
+
+    Agents send their tools together with a response format and loop until
+    the model answers; judging the intermediate tool-call turns as malformed
+    JSON would break every such loop.
+    """
+    if not response.tool_calls:
+        return False
+    if method == "tool":
+        return all(call.name != spec.name for call in response.tool_calls)
+    return True
+
+
 def parse_structured(response: ChatResponse, spec: StructuredSpec, method: StructuredMethod) -> Any:
-    """The structured value of an answer: a model instance when a class was given, else JSON."""
+    """The structured value of an answer: a model instance when a class was given, else JSON.
+
+    None when the model called the user's tools instead of answering.
+    """
+    if _is_tool_turn(response, spec, method):
+        return None
     if response.finish_reason == "length":
         raise _fail(
             "the answer was cut off by the token limit (finish_reason='length') before the "

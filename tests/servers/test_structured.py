@@ -221,6 +221,15 @@ def test_parse_tool_arguments() -> None:
     assert parse_structured(answer(tool_calls=[call]), spec, "tool") == Event(city="Oslo", people=3)
 
 
+@pytest.mark.parametrize("method", ["json_schema", "json_object", "tool"])
+def test_a_turn_calling_the_users_tools_is_not_judged(method: Any) -> None:
+    # Agents send their tools with a response format and loop until the model answers.
+    spec = resolve_spec(Event)
+    assert spec is not None
+    call = ToolCall(id="1", name="get_weather", arguments={"city": "Oslo"})
+    assert parse_structured(answer(tool_calls=[call]), spec, method) is None
+
+
 @pytest.mark.parametrize(
     ("response", "method", "reason"),
     [
