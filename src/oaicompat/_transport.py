@@ -40,6 +40,7 @@ __all__ = [
     "ClientBase",
     "normalize_base_url",
     "resolve_timeout",
+    "scrub_secret",
     "transport_error",
 ]
 
@@ -142,6 +143,29 @@ def transport_error(exc: Exception, url: httpx.URL | str) -> APIConnectionError:
     if isinstance(exc, httpx.ConnectError):
         return APIConnectionError(f"cannot connect to {url}: {exc or type(exc).__name__}")
     return APIConnectionError(f"connection to {url} failed: {exc or type(exc).__name__}")
+
+
+def scrub_secret(value: Any, secret: str) -> Any:
+    """``value`` with ``secret`` replaced by stars in every string it holds (dicts, lists,
+    tuples); anything else, and anything without the secret, comes back as the same object."""
+    if not _mentions(value, secret):
+        return value
+    if isinstance(value, str):
+        return value.replace(secret, "***")
+    if isinstance(value, Mapping):
+        return {scrub_secret(k, secret): scrub_secret(v, secret) for k, v in value.items()}
+    scrubbed = [scrub_secret(item, secret) for item in value]
+    return tuple(scrubbed) if isinstance(value, tuple) else scrubbed
+
+
+def _mentions(value: Any, secret: str) -> bool:
+    if isinstance(value, str):
+        return secret in value
+    if isinstance(value, Mapping):
+        return any(_mentions(k, secret) or _mentions(v, secret) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(_mentions(item, secret) for item in value)
+    return False
 
 
 class BoundedBody:
@@ -381,19 +405,20 @@ class ClientBase:
         return error
 
     def _redact(self, error: OAICompatError) -> None:
-        """Strip the key from an error's text, in case a server echoes it back."""
+        """Strip the key from everything an error carries, in case a server echoes it back.
+
+        Every attribute is scrubbed, not just the message: a parsed JSON body, the
+        payload of an error event and the response headers end up in error trackers,
+        pickles and LangChain callbacks just as surely as ``str(error)`` does.
+        """
         if self._api_key is None:
             return
         key = self._api_key.reveal()
-        if key in error.message:
-            error.message = error.message.replace(key, "***")
-            error.args = (error.message,)
-        server_message = getattr(error, "server_message", None)
-        if isinstance(server_message, str) and key in server_message:
-            error.server_message = server_message.replace(key, "***")  # type: ignore[attr-defined]
-        body = getattr(error, "body", None)
-        if isinstance(body, str) and key in body:
-            error.body = body.replace(key, "***")  # type: ignore[attr-defined]
+        for name, value in list(vars(error).items()):
+            cleaned = scrub_secret(value, key)
+            if cleaned is not value:
+                setattr(error, name, cleaned)
+        error.args = tuple(scrub_secret(arg, key) for arg in error.args)
 
     def _reconsider_refused(self, error: BadRequestError, body: JSONObject) -> JSONObject | None:
         """A new body to send instead of one the server refused, or None to give up.
