@@ -108,11 +108,10 @@ class ServerAwareBase(ClientBase):
 
     def _probe_args(self) -> dict[str, Any]:
         headers = {k: v for k, v in self._json_headers.items() if k != "Content-Type"}
-        if self._api_key is not None:
+        auth = self._auth_header(self._base_url)
+        if auth is not None:
             # Built per call, like the chat requests', so the key stays in its holder.
-            scheme = self._profile.auth_scheme
-            key = self._api_key.reveal()
-            headers[self._profile.auth_header] = f"{scheme} {key}" if scheme else key
+            headers[auth[0]] = auth[1]
         return {
             "base_url": str(self._base_url),
             "headers": headers,

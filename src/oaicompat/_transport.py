@@ -8,8 +8,10 @@ The two client classes in ``client.py`` only send, read and sleep.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from time import perf_counter
 from typing import Any, ClassVar
@@ -42,6 +44,7 @@ __all__ = [
     "resolve_timeout",
     "scrub_secret",
     "transport_error",
+    "warn_if_clear_text",
 ]
 
 logger = logging.getLogger("oaicompat")
@@ -143,6 +146,41 @@ def transport_error(exc: Exception, url: httpx.URL | str) -> APIConnectionError:
     if isinstance(exc, httpx.ConnectError):
         return APIConnectionError(f"cannot connect to {url}: {exc or type(exc).__name__}")
     return APIConnectionError(f"connection to {url} failed: {exc or type(exc).__name__}")
+
+
+_clear_text_warned: set[tuple[str, str, int | None]] = set()
+_clear_text_lock = threading.Lock()
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` names this machine (``localhost``, ``127.0.0.0/8``, ``::1``)."""
+    host = host.strip("[]").rstrip(".").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)
+
+
+def warn_if_clear_text(url: httpx.URL) -> None:
+    """Log a warning, once per origin and process, when a key is about to go over plain
+    http to another machine: anyone on the way can read it. Loopback is exempt (local
+    servers rarely have TLS, and the key never leaves the machine)."""
+    if url.scheme != "http" or is_loopback_host(url.host):
+        return
+    origin = (url.scheme, url.host, url.port)
+    with _clear_text_lock:
+        if origin in _clear_text_warned:
+            return
+        _clear_text_warned.add(origin)
+    logger.warning(
+        "sending the API key over plain http:// to %s; anyone on the network path can read "
+        "it. Use an https:// base_url for servers on other machines.",
+        url.host,
+    )
 
 
 def scrub_secret(value: Any, secret: str) -> Any:
@@ -385,12 +423,20 @@ class ClientBase:
             params=self._query or None,
             timeout=self._timeout,
         )
-        if self._api_key is not None:
+        auth = self._auth_header(request.url)
+        if auth is not None:
             # Set here rather than kept in a header dict, so the key lives only in `_Secret`.
-            scheme = self._profile.auth_scheme
-            key = self._api_key.reveal()
-            request.headers[self._profile.auth_header] = f"{scheme} {key}" if scheme else key
+            request.headers[auth[0]] = auth[1]
         return request
+
+    def _auth_header(self, url: httpx.URL) -> tuple[str, str] | None:
+        """The header carrying the key on a request to ``url``; None when there is no key."""
+        if self._api_key is None:
+            return None
+        warn_if_clear_text(url)
+        scheme = self._profile.auth_scheme
+        key = self._api_key.reveal()
+        return self._profile.auth_header, f"{scheme} {key}" if scheme else key
 
     # Failure side --------------------------------------------------------
 
@@ -401,6 +447,11 @@ class ClientBase:
         error = error_from_status(
             response.status_code, response.headers, content, reason=response.reason_phrase
         )
+        if response.has_redirect_location:
+            # Redirects are never followed (they could carry the key to another host).
+            location = response.headers["location"]
+            error.message = f"{error.message} (not following the redirect to {location})"
+            error.args = (error.message,)
         self._redact(error)
         return error
 
