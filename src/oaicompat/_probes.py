@@ -136,7 +136,12 @@ def _no_answer(exc: Exception, probe: Probe, url: str, timeout: httpx.Timeout) -
 def _request_args(
     probe: Probe, url: str, headers: Mapping[str, str], params: Mapping[str, str] | None
 ) -> dict[str, Any]:
-    args: dict[str, Any] = {"headers": dict(headers), "params": dict(params or {}) or None}
+    args: dict[str, Any] = {
+        "headers": dict(headers),
+        "params": dict(params or {}) or None,
+        # The headers may carry the key, which a followed redirect could take to another host.
+        "follow_redirects": False,
+    }
     if probe.json is not None:
         args["content"] = _json.dumps(probe.json)
         args["headers"]["Content-Type"] = "application/json"

@@ -181,7 +181,9 @@ class Client(ServerAwareBase):
         """Send once; a 2xx response comes back open and unread, anything else raises."""
         request = self._build_request(body, stream=stream)
         try:
-            response = self._http.send(request, stream=True)
+            # Never followed, whatever an injected client says: httpx keeps a custom key
+            # header (Azure's ``api-key``) on a redirect to another host.
+            response = self._http.send(request, stream=True, follow_redirects=False)
         except HTTPX_ERRORS as exc:
             raise self._connection_error(exc) from exc
         if response.is_success:
@@ -370,7 +372,8 @@ class AsyncClient(ServerAwareBase):
         """Send once; a 2xx response comes back open and unread, anything else raises."""
         request = self._build_request(body, stream=stream)
         try:
-            response = await (await self._pool()).send(request, stream=True)
+            pool = await self._pool()
+            response = await pool.send(request, stream=True, follow_redirects=False)
         except HTTPX_ERRORS as exc:
             raise self._connection_error(exc) from exc
         if response.is_success:
