@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
                 profiler.disable()
 
     original = worker.Meter.measure
-    worker.Meter.measure = measure_with_profiler  # type: ignore[method-assign,assignment]
+    worker.Meter.measure = measure_with_profiler  # type: ignore[method-assign]
     try:
         with bench_server([scenario.tokens]) as server:
             result = worker.run(args.client, scenario, server.base_url)

@@ -186,6 +186,11 @@ class _Connection(asyncio.Protocol):
             self._serve_buffered()
 
 
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 async def serve(host: str, port: int, yield_every: int, prebuild: list[int]) -> None:
     for n_tokens in prebuild:
         stream_pieces(n_tokens)
@@ -197,7 +202,7 @@ async def serve(host: str, port: int, yield_every: int, prebuild: list[int]) -> 
     bound_port = server.sockets[0].getsockname()[1]
     stop = loop.create_future()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
+        loop.add_signal_handler(sig, _resolve, stop)
     print(f"PORT {bound_port}", flush=True)
     async with server:
         await stop

@@ -58,6 +58,6 @@ class OursLangChainClient(_LangChainModel):
     def make_model(self) -> Any:
         from oaicompat.langchain import ChatOpenAICompatible
 
-        return ChatOpenAICompatible(
+        return ChatOpenAICompatible(  # type: ignore[call-arg]
             model=self.model, base_url=self.base_url, max_retries=0, timeout=TIMEOUT_S
         )

@@ -44,7 +44,7 @@ class _LlamaIndexLLM(BenchClient):
 
 class OpenAILikeClient(_LlamaIndexLLM):
     def make_llm(self) -> Any:
-        from llama_index.llms.openai_like import OpenAILike
+        from llama_index.llms.openai_like import OpenAILike  # type: ignore[import-untyped]
 
         return OpenAILike(
             model=self.model,

@@ -9,7 +9,9 @@ import openai
 from bench.clients.base import API_KEY, TIMEOUT_S, BenchClient, TextCollector
 from bench.payloads import PROMPT
 
-_STREAM_OPTIONS: dict[str, Any] = {"include_usage": True}
+_STREAM_OPTIONS: Any = {"include_usage": True}
+# The SDK types messages as TypedDicts; the bench prompt is plain dicts.
+_MESSAGES: Any = PROMPT
 
 
 def _add_chunk(chunk: Any, collector: TextCollector) -> None:
@@ -25,13 +27,13 @@ class OpenAISync(BenchClient):
         )
 
     def chat(self) -> str:
-        completion = self.client.chat.completions.create(model=self.model, messages=PROMPT)
+        completion = self.client.chat.completions.create(model=self.model, messages=_MESSAGES)
         return completion.choices[0].message.content or ""
 
     def stream(self) -> tuple[str, int]:
         collector = TextCollector()
         with self.client.chat.completions.create(
-            model=self.model, messages=PROMPT, stream=True, stream_options=_STREAM_OPTIONS
+            model=self.model, messages=_MESSAGES, stream=True, stream_options=_STREAM_OPTIONS
         ) as stream:
             for chunk in stream:
                 _add_chunk(chunk, collector)
@@ -49,13 +51,13 @@ class OpenAIAsync(BenchClient):
         )
 
     async def achat(self) -> str:
-        completion = await self.client.chat.completions.create(model=self.model, messages=PROMPT)
+        completion = await self.client.chat.completions.create(model=self.model, messages=_MESSAGES)
         return completion.choices[0].message.content or ""
 
     async def astream(self) -> tuple[str, int]:
         collector = TextCollector()
         async with await self.client.chat.completions.create(
-            model=self.model, messages=PROMPT, stream=True, stream_options=_STREAM_OPTIONS
+            model=self.model, messages=_MESSAGES, stream=True, stream_options=_STREAM_OPTIONS
         ) as stream:
             async for chunk in stream:
                 _add_chunk(chunk, collector)

@@ -21,10 +21,10 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import payloads, run, worker  # noqa: E402
+from bench import clients, payloads, run, worker  # noqa: E402
 from bench.clients import ClientSpec  # noqa: E402
 from bench.clients.base import BenchClient  # noqa: E402
-from bench.scenarios import Scenario  # noqa: E402
+from bench.scenarios import Scenario, scenarios  # noqa: E402
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -51,7 +51,7 @@ def _read_chunked_stream(port: int, n_tokens: int) -> list[bytes]:
             received += data
     head, _, rest = received.partition(b"\r\n\r\n")
     assert b"transfer-encoding: chunked" in head.lower()
-    chunks = []
+    chunks: list[bytes] = []
     while True:
         size_line, _, rest = rest.partition(b"\r\n")
         size = int(size_line, 16)
@@ -113,7 +113,7 @@ def test_a_client_that_loses_data_is_failed_not_measured(
     monkeypatch: pytest.MonkeyPatch, kind: str
 ) -> None:
     spec = _LossySpec("lossy", "unused:Unused", "x", has_sync=True, has_async=False)
-    monkeypatch.setitem(worker.BY_NAME, "lossy", spec)
+    monkeypatch.setitem(clients.BY_NAME, "lossy", spec)
     scenario = Scenario(kind, kind, tokens=6, requests=2)  # type: ignore[arg-type]
     result = worker.run("lossy", scenario, "http://127.0.0.1:1/v1")
     assert result["status"] == "failed"
@@ -122,31 +122,36 @@ def test_a_client_that_loses_data_is_failed_not_measured(
 
 def test_a_client_that_cannot_be_imported_is_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
     spec = ClientSpec("ghost", "no_such_wrapper:Ghost", "ghost", has_sync=True, has_async=False)
-    monkeypatch.setitem(worker.BY_NAME, "ghost", spec)
+    monkeypatch.setitem(clients.BY_NAME, "ghost", spec)
     result = worker.run("ghost", Scenario("stream", "stream", tokens=3), "http://127.0.0.1:1/v1")
     assert result["status"] == "unavailable"
     assert "no_such_wrapper" in result["reason"]
 
 
 def test_small_run_reports_figures_for_each_client(tmp_path: Path) -> None:
-    clients = ["httpx", "httpx-async"]
-    assert run.main(["--small", "--clients", ",".join(clients), "--out", str(tmp_path)]) == 0
+    names = ["httpx-async", "oaicompat-async"]
+    assert run.main(["--small", "--clients", ",".join(names), "--out", str(tmp_path)]) == 0
 
     document = json.loads((tmp_path / "latest.json").read_text())
-    for scenario in run.scenarios(small=True):
+    for scenario in scenarios(small=True):
         measured = document["scenarios"][scenario.name]["clients"]
-        applicable = ["httpx-async"] if scenario.needs_async else clients
-        assert sorted(measured) == sorted(applicable)
+        assert sorted(measured) == names
         for summary in measured.values():
             assert summary["status"] == "ok", summary
             assert summary["cpu_s"] > 0
             assert summary["peak_rss_mb"] > 0
-            assert summary["vs_floor"]["cpu"] == pytest.approx(1.0)
-    stream = next(s for s in run.scenarios(small=True) if s.name == "stream")
-    stream_runs = [r for r in document["runs"] if r["scenario"] == "stream"]
-    assert [r["chunks"] for r in stream_runs] == [stream.tokens, stream.tokens]
-    assert document["imports"]["httpx"]["median_cpu_s"] > 0
+        assert measured["httpx-async"]["vs_floor"]["cpu"] == pytest.approx(1.0)
+        ours = measured["oaicompat-async"]
+        assert ours["vs_floor"]["cpu"] == pytest.approx(
+            ours["cpu_s"] / measured["httpx-async"]["cpu_s"]
+        )
+    for result in document["runs"]:
+        scenario = next(s for s in scenarios(small=True) if s.name == result["scenario"])
+        expected_chunks = 0 if scenario.kind == "sequential" else scenario.units
+        assert (result["requests"], result["chunks"]) == (scenario.requests, expected_chunks)
+    assert document["imports"]["oaicompat"]["median_cpu_s"] > 0
 
     table = (tmp_path / "latest.md").read_text()
-    assert "| httpx | sync | ok |" in table
+    assert "| httpx-async | async | ok |" in table
+    assert "| oaicompat-async | async | ok |" in table
     assert "python -m bench.run --small" in table
