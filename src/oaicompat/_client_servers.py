@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import httpx
 
 from oaicompat._probes import Flow, run_async, run_sync
-from oaicompat._transport import MAX_FALLBACKS, CallState, ClientBase
-from oaicompat.errors import APIStatusError, InternalServerError, OAICompatError
+from oaicompat._transport import ClientBase
+from oaicompat.errors import APIStatusError, BadRequestError, InternalServerError, OAICompatError
 from oaicompat.fallback import conform_body, explain_fallback, plan_fallback
 from oaicompat.streaming import AsyncChatStream, ChatStream
 from oaicompat.structured import (
@@ -72,6 +72,10 @@ def _parse_into(response: ChatResponse, spec: StructuredSpec, body: Mapping[str,
 
 class ServerAwareBase(ClientBase):
     """Presets, discovery, fallback and structured output for `Client` and `AsyncClient`."""
+
+    # llama-cpp-python reports a refused response_format as a 500, which the
+    # retry policy would resend unchanged; a refusal is reconsidered first.
+    _refusals = (BadRequestError, InternalServerError)
 
     # Factories ---------------------------------------------------------------------
 
@@ -209,17 +213,6 @@ class ServerAwareBase(ClientBase):
         )
         self._profile = profile
         return new_body
-
-    def _recover(self, call: CallState, error: OAICompatError) -> float | None:
-        # llama-cpp-python reports a refused response_format as a 500, which the
-        # retry policy would resend unchanged; a refusal is reconsidered first.
-        if isinstance(error, InternalServerError) and call.fallbacks < MAX_FALLBACKS:
-            new_body = self._reconsider_refused(error, call.body)
-            if new_body is not None:
-                call.fallbacks += 1
-                call.body = new_body
-                return 0.0
-        return super()._recover(call, error)
 
 
 class StructuredChatStream(ChatStream):

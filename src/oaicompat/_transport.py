@@ -471,18 +471,21 @@ class ClientBase:
                 setattr(error, name, cleaned)
         error.args = tuple(scrub_secret(arg, key) for arg in error.args)
 
-    def _reconsider_refused(self, error: BadRequestError, body: JSONObject) -> JSONObject | None:
+    _refusals: ClassVar[tuple[type[APIStatusError], ...]] = (BadRequestError,)
+    """The errors `_reconsider_refused` is asked about before the retry policy."""
+
+    def _reconsider_refused(self, error: APIStatusError, body: JSONObject) -> JSONObject | None:
         """A new body to send instead of one the server refused, or None to give up.
 
-        The one place a 400/422 may be turned into a second attempt (e.g. by
-        dropping a parameter this server does not accept and remembering that
+        The one place a refusal (a 400/422) may be turned into a second attempt (e.g.
+        by dropping a parameter this server does not accept and remembering that
         in ``self._profile``). The base client never rewrites a request.
         """
         return None
 
     def _recover(self, call: CallState, error: OAICompatError) -> float | None:
         """After a failed attempt: seconds to wait before the next one, or None to raise."""
-        if isinstance(error, BadRequestError) and call.fallbacks < MAX_FALLBACKS:
+        if isinstance(error, self._refusals) and call.fallbacks < MAX_FALLBACKS:
             new_body = self._reconsider_refused(error, call.body)
             if new_body is not None:
                 call.fallbacks += 1
