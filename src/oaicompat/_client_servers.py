@@ -29,6 +29,7 @@ from oaicompat._probes import Flow, run_async, run_sync
 from oaicompat._transport import ClientBase
 from oaicompat.errors import APIStatusError, BadRequestError, InternalServerError, OAICompatError
 from oaicompat.fallback import conform_body, explain_fallback, plan_fallback
+from oaicompat.protocol import build_body
 from oaicompat.streaming import AsyncChatStream, ChatStream
 from oaicompat.structured import (
     MethodArg,
@@ -151,10 +152,20 @@ class ServerAwareBase(ClientBase):
         structured_method: MethodArg,
         params: Mapping[str, Any],
     ) -> tuple[JSONObject, StructuredSpec | None]:
-        """The body to send and, when structured output was asked for, what to parse."""
+        """The body to send and, when structured output was asked for, what to parse.
+
+        The body holds the defaults, the per-call params (a ``model`` among them
+        overrides the client's) and the profile's quirks.
+        """
         spec = _structured_spec(response_format)
-        body = self._prepare_request(
-            messages,
+        if isinstance(messages, str):
+            messages = [{"role": "user", "content": messages}]
+        params = dict(params)
+        body = build_body(
+            model=params.pop("model", None) or self._model,
+            messages=messages,
+            profile=self._profile,
+            defaults=self._default_params,
             stream=stream,
             tools=tools,
             tool_choice=tool_choice,

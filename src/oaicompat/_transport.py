@@ -1,8 +1,8 @@
 """What `Client` and `AsyncClient` share: everything except the awaits.
 
-Configuration, URL and header building, request bodies, the mapping of httpx
-failures onto the error tree, the retry/fallback decision after a failed
-attempt, and turning a response body into a `ChatResponse` all live here, once.
+Configuration, URL and header building, the mapping of httpx failures onto
+the error tree, the retry/fallback decision after a failed attempt, and
+turning a response body into a `ChatResponse` all live here, once.
 The two client classes in ``client.py`` only send, read and sleep.
 """
 
@@ -12,7 +12,7 @@ import ipaddress
 import logging
 import os
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from time import perf_counter
 from typing import Any, ClassVar
 
@@ -30,9 +30,9 @@ from oaicompat.errors import (
     extract_server_message,
 )
 from oaicompat.profiles import ServerProfile, get_profile, preset_for_url
-from oaicompat.protocol import build_body, parse_response
+from oaicompat.protocol import parse_response
 from oaicompat.retry import RetryPolicy
-from oaicompat.types import ChatResponse, JSONObject, Message
+from oaicompat.types import ChatResponse, JSONObject
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -382,35 +382,6 @@ class ClientBase:
         )
 
     # Request side --------------------------------------------------------
-
-    def _prepare_request(
-        self,
-        messages: str | Sequence[Message],
-        *,
-        stream: bool,
-        tools: Sequence[Mapping[str, Any]] | None = None,
-        tool_choice: Any = None,
-        parallel_tool_calls: bool | None = None,
-        response_format: Mapping[str, Any] | None = None,
-        params: Mapping[str, Any],
-    ) -> JSONObject:
-        """The JSON body for one chat call: defaults, per-call params and the profile applied."""
-        if isinstance(messages, str):
-            messages = [{"role": "user", "content": messages}]
-        params = dict(params)
-        model = params.pop("model", None) or self._model
-        return build_body(
-            model=model,
-            messages=messages,
-            profile=self._profile,
-            defaults=self._default_params,
-            stream=stream,
-            tools=tools,
-            tool_choice=tool_choice,
-            parallel_tool_calls=parallel_tool_calls,
-            response_format=response_format,
-            params=params,
-        )
 
     def _build_request(self, body: JSONObject, *, stream: bool) -> httpx.Request:
         # Built through the httpx client so an injected client's own headers,
