@@ -320,9 +320,17 @@ class StreamParser:
     def _chunk(self, payload: dict[str, Any]) -> ChatChunk:
         if not self._started:
             self._start(payload)
-        usage = usage_from_payload(payload)
-        if usage is not None:
-            self._usage = usage
+        usage = None
+        if (
+            payload.get("usage") is not None
+            or "x_groq" in payload
+            or "timings" in payload
+            or "eval_count" in payload
+            or "prompt_eval_count" in payload
+        ):
+            usage = usage_from_payload(payload)
+            if usage is not None:
+                self._usage = usage
         choices = payload.get("choices")
         if not choices or not isinstance(choices, list) or not isinstance(choices[0], dict):
             return ChatChunk(usage=usage, raw=payload)
@@ -332,14 +340,20 @@ class StreamParser:
             delta = {}
         content = delta.get("content")
         reasoning = ""
+        tool_deltas: list[ToolCallDelta] = []
         if content is not None and not isinstance(content, str):
             content, part_reasoning = split_content(content)
             reasoning = part_reasoning or ""
-        for field in self._reasoning_fields:
-            value = delta.get(field)
-            if value:
-                reasoning = value + reasoning if isinstance(value, str) else reasoning
-                break
+        # Text-only deltas ({"content"} or {"role", "content"}) are the common case:
+        # look for reasoning and tool calls only when the delta has other keys.
+        if len(delta) > ("content" in delta) + ("role" in delta):
+            for field in self._reasoning_fields:
+                value = delta.get(field)
+                if value:
+                    reasoning = value + reasoning if isinstance(value, str) else reasoning
+                    break
+            if "tool_calls" in delta or "function_call" in delta:
+                tool_deltas = self._tools.add_delta(delta)
         if content and self._splitter is not None:
             tag_reasoning, content = self._splitter.feed(content)
             reasoning += tag_reasoning
@@ -347,11 +361,6 @@ class StreamParser:
             self._content.append(content)
         if reasoning:
             self._reasoning.append(reasoning)
-        tool_deltas: list[ToolCallDelta] = (
-            self._tools.add_delta(delta)
-            if "tool_calls" in delta or "function_call" in delta
-            else []
-        )
         finish_reason = choice.get("finish_reason")
         if finish_reason is not None:
             finish_reason = normalize_finish_reason(finish_reason)

@@ -43,6 +43,20 @@ class SSEDecoder:
         if not chunk:
             # An empty read must not clear the pending-CR state below.
             return []
+        if (
+            # Most servers send exactly one `data: ...` event per read: skip the
+            # general line machinery for it (this runs once per streamed token).
+            chunk[-2:] == b"\n\n"
+            and chunk[:6] == b"data: "
+            and not self._tail
+            and not self._data
+            and self._event is None
+            and not self._skip_lf
+            and chunk.find(_LF) == len(chunk) - 2
+            and _CR not in chunk
+            and len(chunk) <= self.max_event_bytes
+        ):
+            return [(None, chunk[6:-2])]
         if self._skip_lf:
             self._skip_lf = False
             if chunk[:1] == _LF:
