@@ -21,7 +21,7 @@ import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Mapping, Sequence
 from dataclasses import replace
 from functools import partial
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import httpx
 
@@ -51,7 +51,8 @@ __all__ = ["AsyncStructuredChatStream", "ServerAwareBase", "StructuredChatStream
 logger = logging.getLogger("oaicompat")
 
 _T = TypeVar("_T")
-_C = TypeVar("_C", bound="ServerAwareBase")
+_C = TypeVar("_C", bound="ServerAwareBase[Any]")
+_S = TypeVar("_S", ChatStream, AsyncChatStream)
 
 
 def _structured_spec(response_format: Any) -> StructuredSpec | None:
@@ -71,8 +72,12 @@ def _parse_into(response: ChatResponse, spec: StructuredSpec, body: Mapping[str,
     response.parsed = parse_structured(response, spec, method)
 
 
-class ServerAwareBase(ClientBase):
-    """Presets, discovery, fallback and structured output for `Client` and `AsyncClient`."""
+class ServerAwareBase(ClientBase, Generic[_S]):
+    """Presets, discovery, fallback and structured output for `Client` and `AsyncClient`.
+
+    ``stream()`` is here too: it sends nothing, so the two clients share it and
+    differ only by the stream class they hand back (``_S``).
+    """
 
     # llama-cpp-python reports a refused response_format as a 500, which the
     # retry policy would resend unchanged; a refusal is reconsidered first.
@@ -177,6 +182,37 @@ class ServerAwareBase(ClientBase):
             method = choose_method(structured_method, spec, self._profile, user_tools=bool(tools))
             body = apply_method(body, spec, method, self._profile)
         return conform_body(body, self._profile), spec
+
+    def stream(
+        self,
+        messages: str | Sequence[Message],
+        *,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        tool_choice: Any = None,
+        parallel_tool_calls: bool | None = None,
+        response_format: Any = None,
+        structured_method: MethodArg = "auto",
+        **params: Any,
+    ) -> _S:
+        """A `ChatStream` of the answer (an `AsyncChatStream` from `AsyncClient`).
+
+        The request is sent on ``with`` (``async with``) or at the first chunk.
+        """
+        body, spec = self._prepare_chat(
+            messages,
+            stream=True,
+            tools=tools,
+            tool_choice=tool_choice,
+            parallel_tool_calls=parallel_tool_calls,
+            response_format=response_format,
+            structured_method=structured_method,
+            params=params,
+        )
+        return self._new_stream(body, spec)
+
+    def _new_stream(self, body: JSONObject, spec: StructuredSpec | None) -> _S:
+        """The unopened stream that sends ``body`` (and parses it by ``spec``, if any)."""
+        raise NotImplementedError
 
     def _parsing(
         self, attempt: Callable[[JSONObject], ChatResponse], spec: StructuredSpec | None

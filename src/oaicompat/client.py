@@ -47,7 +47,7 @@ from oaicompat.discovery import (
 )
 from oaicompat.errors import OAICompatError
 from oaicompat.streaming import AsyncChatStream, ChatStream
-from oaicompat.structured import MethodArg
+from oaicompat.structured import MethodArg, StructuredSpec
 from oaicompat.types import ChatResponse, JSONObject, Message
 
 __all__ = ["AsyncClient", "Client"]
@@ -55,7 +55,7 @@ __all__ = ["AsyncClient", "Client"]
 _T = TypeVar("_T")
 
 
-class Client(ServerAwareBase):
+class Client(ServerAwareBase[ChatStream]):
     """A blocking client for one model on one OpenAI-compatible server.
 
     ``Client(base_url, model, *, api_key=None, timeout=..., max_retries=2,
@@ -104,32 +104,6 @@ class Client(ServerAwareBase):
         )
         attempt = self._parsing(partial(self._chat_once, started=perf_counter()), spec)
         return self._with_retries(body, attempt)
-
-    def stream(
-        self,
-        messages: str | Sequence[Message],
-        *,
-        tools: Sequence[Mapping[str, Any]] | None = None,
-        tool_choice: Any = None,
-        parallel_tool_calls: bool | None = None,
-        response_format: Any = None,
-        structured_method: MethodArg = "auto",
-        **params: Any,
-    ) -> ChatStream:
-        """A `ChatStream` of the answer; the request is sent on ``with`` or the first chunk."""
-        body, spec = self._prepare_chat(
-            messages,
-            stream=True,
-            tools=tools,
-            tool_choice=tool_choice,
-            parallel_tool_calls=parallel_tool_calls,
-            response_format=response_format,
-            structured_method=structured_method,
-            params=params,
-        )
-        if spec is not None:
-            return StructuredChatStream(self, body, spec)
-        return ChatStream(self, partial(self._with_retries, body, self._open_stream_once))
 
     def list_models(self) -> list[str]:
         """The ids of the models the server serves (``GET /models``)."""
@@ -216,8 +190,13 @@ class Client(ServerAwareBase):
     def _open_stream_once(self, body: JSONObject) -> httpx.Response:
         return self._open(body, stream=True)
 
+    def _new_stream(self, body: JSONObject, spec: StructuredSpec | None) -> ChatStream:
+        if spec is not None:
+            return StructuredChatStream(self, body, spec)
+        return ChatStream(self, partial(self._with_retries, body, self._open_stream_once))
 
-class AsyncClient(ServerAwareBase):
+
+class AsyncClient(ServerAwareBase[AsyncChatStream]):
     """The asyncio twin of `Client`: same arguments, same names, ``await`` where it waits.
 
     ``http_client`` must be an ``httpx.AsyncClient``; ``sleep`` may be a plain
@@ -287,32 +266,6 @@ class AsyncClient(ServerAwareBase):
         )
         attempt = self._aparsing(partial(self._chat_once, started=perf_counter()), spec)
         return await self._with_retries(body, attempt)
-
-    def stream(
-        self,
-        messages: str | Sequence[Message],
-        *,
-        tools: Sequence[Mapping[str, Any]] | None = None,
-        tool_choice: Any = None,
-        parallel_tool_calls: bool | None = None,
-        response_format: Any = None,
-        structured_method: MethodArg = "auto",
-        **params: Any,
-    ) -> AsyncChatStream:
-        """An `AsyncChatStream` of the answer; sent on ``async with`` or the first chunk."""
-        body, spec = self._prepare_chat(
-            messages,
-            stream=True,
-            tools=tools,
-            tool_choice=tool_choice,
-            parallel_tool_calls=parallel_tool_calls,
-            response_format=response_format,
-            structured_method=structured_method,
-            params=params,
-        )
-        if spec is not None:
-            return AsyncStructuredChatStream(self, body, spec)
-        return AsyncChatStream(self, partial(self._with_retries, body, self._open_stream_once))
 
     async def list_models(self) -> list[str]:
         """The ids of the models the server serves (``GET /models``)."""
@@ -407,3 +360,8 @@ class AsyncClient(ServerAwareBase):
 
     async def _open_stream_once(self, body: JSONObject) -> httpx.Response:
         return await self._open(body, stream=True)
+
+    def _new_stream(self, body: JSONObject, spec: StructuredSpec | None) -> AsyncChatStream:
+        if spec is not None:
+            return AsyncStructuredChatStream(self, body, spec)
+        return AsyncChatStream(self, partial(self._with_retries, body, self._open_stream_once))
