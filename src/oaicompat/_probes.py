@@ -133,75 +133,85 @@ def _no_answer(exc: Exception, probe: Probe, url: str, timeout: httpx.Timeout) -
     return Reply(url=url, error=error)
 
 
-def _request_args(
-    probe: Probe, url: str, headers: Mapping[str, str], params: Mapping[str, str] | None
-) -> dict[str, Any]:
-    args: dict[str, Any] = {
-        "headers": dict(headers),
-        "params": dict(params or {}) or None,
-        # The headers may carry the key, which a followed redirect could take to another host.
-        "follow_redirects": False,
-    }
-    if probe.json is not None:
-        args["content"] = _json.dumps(probe.json)
-        args["headers"]["Content-Type"] = "application/json"
-    return args
+class _Target:
+    """What every probe of one run shares: the API root, headers, query and time limit."""
+
+    __slots__ = ("base_url", "headers", "params", "timeout")
+
+    def __init__(
+        self,
+        base_url: str,
+        headers: Mapping[str, str] | None,
+        params: Mapping[str, str] | None,
+        timeout: float | httpx.Timeout,
+    ) -> None:
+        self.base_url = base_url
+        self.headers = headers or {}
+        self.params = params
+        self.timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
 
 
-def _reply(url: str, response: httpx.Response, body: bytes) -> Reply:
-    return Reply(url=url, status=response.status_code, headers=dict(response.headers), body=body)
+class _ProbeCall:
+    """One probe's request and the answer collected for it; the drivers only do the I/O."""
+
+    __slots__ = ("_body", "limit", "probe", "request", "url")
+
+    def __init__(self, target: _Target, probe: Probe) -> None:
+        self.probe = probe
+        self.url = resolve_url(target.base_url, probe)
+        self.limit = _probe_timeout(target.timeout, probe)
+        headers = dict(target.headers)
+        self.request: dict[str, Any] = {
+            "method": probe.method,
+            "url": self.url,
+            "timeout": self.limit,
+            "headers": headers,
+            "params": dict(target.params or {}) or None,
+            # The headers may carry the key, which a followed redirect could take to another host.
+            "follow_redirects": False,
+        }
+        if probe.json is not None:
+            self.request["content"] = _json.dumps(probe.json)
+            headers["Content-Type"] = "application/json"
+        self._body = bytearray()
+
+    def keep(self, piece: bytes) -> bool:
+        """Add ``piece`` to the body; False once the body is over the cap (stop reading)."""
+        self._body += piece
+        return len(self._body) <= MAX_PROBE_BYTES
+
+    def answer(self, response: httpx.Response) -> Reply:
+        return Reply(
+            url=self.url,
+            status=response.status_code,
+            headers=dict(response.headers),
+            body=bytes(self._body[:MAX_PROBE_BYTES]),
+        )
+
+    def no_answer(self, exc: Exception) -> Reply:
+        return _no_answer(exc, self.probe, self.url, self.limit)
 
 
-def _send_sync(
-    http: httpx.Client,
-    base_url: str,
-    probe: Probe,
-    headers: Mapping[str, str],
-    params: Mapping[str, str] | None,
-    timeout: httpx.Timeout,
-) -> Reply:
-    url = resolve_url(base_url, probe)
-    limit = _probe_timeout(timeout, probe)
+def _send_sync(http: httpx.Client, call: _ProbeCall) -> Reply:
     try:
-        with http.stream(
-            probe.method, url, timeout=limit, **_request_args(probe, url, headers, params)
-        ) as response:
-            body = bytearray()
+        with http.stream(**call.request) as response:
             for piece in response.iter_bytes():
-                body += piece
-                if len(body) > MAX_PROBE_BYTES:
+                if not call.keep(piece):
                     break
-            return _reply(url, response, bytes(body[:MAX_PROBE_BYTES]))
+            return call.answer(response)
     except _HTTPX_ERRORS as exc:
-        return _no_answer(exc, probe, url, limit)
+        return call.no_answer(exc)
 
 
-async def _send_async(
-    http: httpx.AsyncClient,
-    base_url: str,
-    probe: Probe,
-    headers: Mapping[str, str],
-    params: Mapping[str, str] | None,
-    timeout: httpx.Timeout,
-) -> Reply:
-    url = resolve_url(base_url, probe)
-    limit = _probe_timeout(timeout, probe)
+async def _send_async(http: httpx.AsyncClient, call: _ProbeCall) -> Reply:
     try:
-        async with http.stream(
-            probe.method, url, timeout=limit, **_request_args(probe, url, headers, params)
-        ) as response:
-            body = bytearray()
+        async with http.stream(**call.request) as response:
             async for piece in response.aiter_bytes():
-                body += piece
-                if len(body) > MAX_PROBE_BYTES:
+                if not call.keep(piece):
                     break
-            return _reply(url, response, bytes(body[:MAX_PROBE_BYTES]))
+            return call.answer(response)
     except _HTTPX_ERRORS as exc:
-        return _no_answer(exc, probe, url, limit)
-
-
-def _as_timeout(timeout: float | httpx.Timeout) -> httpx.Timeout:
-    return timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
+        return call.no_answer(exc)
 
 
 def run_sync(
@@ -214,15 +224,11 @@ def run_sync(
     timeout: float | httpx.Timeout = 10.0,
 ) -> T:
     """Drive ``flow`` to its result with a sync httpx client (probes one after another)."""
-    limit = _as_timeout(timeout)
-    headers = headers or {}
+    target = _Target(base_url, headers, params, timeout)
     try:
         probes = next(flow)
         while True:
-            replies = tuple(
-                _send_sync(http, base_url, probe, headers, params, limit) for probe in probes
-            )
-            probes = flow.send(replies)
+            probes = flow.send(tuple(_send_sync(http, _ProbeCall(target, p)) for p in probes))
     except StopIteration as done:
         result: T = done.value
         return result
@@ -238,15 +244,12 @@ async def run_async(
     timeout: float | httpx.Timeout = 10.0,
 ) -> T:
     """Drive ``flow`` to its result with an async httpx client (probes of a step concurrently)."""
-    limit = _as_timeout(timeout)
-    headers = headers or {}
+    target = _Target(base_url, headers, params, timeout)
     try:
         probes = next(flow)
         while True:
-            replies = await asyncio.gather(
-                *(_send_async(http, base_url, probe, headers, params, limit) for probe in probes)
-            )
-            probes = flow.send(tuple(replies))
+            calls = (_send_async(http, _ProbeCall(target, p)) for p in probes)
+            probes = flow.send(tuple(await asyncio.gather(*calls)))
     except StopIteration as done:
         result: T = done.value
         return result
