@@ -1,0 +1,1 @@
+"""The parts of the ``oaicompat`` command; ``oaicompat.cli`` wires them to argparse."""
