@@ -116,3 +116,9 @@ class ChatResponse:
         if self.tool_calls:
             message["tool_calls"] = [call.to_openai_dict() for call in self.tool_calls]
         return message
+
+    def _repr_markdown_(self) -> str:
+        """How Jupyter shows an answer: content, folded reasoning, tool calls, usage."""
+        from oaicompat.display import response_markdown  # only notebooks pay for it
+
+        return response_markdown(self)
