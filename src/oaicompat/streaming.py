@@ -153,6 +153,22 @@ class _StreamCore:
             self._stamp(error.partial)
         self.error = error
 
+    def __enter__(self) -> _StreamCore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Around the reading of a stream: an httpx failure becomes a `StreamError`,
+        and a `StreamError` is recorded before it goes on to the caller."""
+        if isinstance(exc, HTTPX_ERRORS):
+            raise self.failure(exc) from exc
+        if isinstance(exc, StreamError):
+            self.record(exc)
+
     def outcome(self) -> ChatResponse:
         """The finished response, or the reason there is none."""
         if self.response is not None:
@@ -181,6 +197,10 @@ class _StreamBase:
         if self._closed and self._core.response is None:
             raise StreamError("stream is closed", partial=self._core.partial())
 
+    def _unfinished(self) -> bool:
+        """Whether ``final()`` still has chunks to read before it can answer."""
+        return self._core.response is None and self._core.error is None and not self._closed
+
 
 class ChatStream(_StreamBase):
     """A streamed answer: ``with client.stream(messages) as stream: for chunk in stream: ...``."""
@@ -200,25 +220,20 @@ class ChatStream(_StreamBase):
         return self._http_response
 
     def _run(self) -> Generator[ChatChunk, None, None]:
-        core = self._core
         response = self._open()
         try:
-            if _is_whole_document(response):
-                body = BoundedBody(self._limit, response.headers)
-                for piece in response.iter_bytes():
-                    if not body.add(piece):
-                        break
-                yield core.complete_from_json(response, body)
-                return
-            pieces = response.iter_raw() if _can_read_raw(response) else response.iter_bytes()
-            for data in pieces:
-                yield from core.feed(data)
-            core.complete()
-        except HTTPX_ERRORS as exc:
-            raise core.failure(exc) from exc
-        except StreamError as error:
-            core.record(error)
-            raise
+            with self._core as core:
+                if _is_whole_document(response):
+                    body = BoundedBody(self._limit, response.headers)
+                    for piece in response.iter_bytes():
+                        if not body.add(piece):
+                            break
+                    yield core.complete_from_json(response, body)
+                    return
+                pieces = response.iter_raw() if _can_read_raw(response) else response.iter_bytes()
+                for data in pieces:
+                    yield from core.feed(data)
+                core.complete()
         finally:
             response.close()
 
@@ -245,7 +260,7 @@ class ChatStream(_StreamBase):
 
     def final(self) -> ChatResponse:
         """Read what is left of the stream and return the whole answer."""
-        if self._core.response is None and self._core.error is None and not self._closed:
+        if self._unfinished():
             for _ in self:
                 pass
         return self._core.outcome()
@@ -279,26 +294,21 @@ class AsyncChatStream(_StreamBase):
         return self._http_response
 
     async def _run(self) -> AsyncGenerator[ChatChunk, None]:
-        core = self._core
         response = await self._open()
         try:
-            if _is_whole_document(response):
-                body = BoundedBody(self._limit, response.headers)
-                async for piece in response.aiter_bytes():
-                    if not body.add(piece):
-                        break
-                yield core.complete_from_json(response, body)
-                return
-            pieces = response.aiter_raw() if _can_read_raw(response) else response.aiter_bytes()
-            async for data in pieces:
-                for chunk in core.feed(data):
-                    yield chunk
-            core.complete()
-        except HTTPX_ERRORS as exc:
-            raise core.failure(exc) from exc
-        except StreamError as error:
-            core.record(error)
-            raise
+            with self._core as core:
+                if _is_whole_document(response):
+                    body = BoundedBody(self._limit, response.headers)
+                    async for piece in response.aiter_bytes():
+                        if not body.add(piece):
+                            break
+                    yield core.complete_from_json(response, body)
+                    return
+                pieces = response.aiter_raw() if _can_read_raw(response) else response.aiter_bytes()
+                async for data in pieces:
+                    for chunk in core.feed(data):
+                        yield chunk
+                core.complete()
         finally:
             await response.aclose()
 
@@ -325,7 +335,7 @@ class AsyncChatStream(_StreamBase):
 
     async def final(self) -> ChatResponse:
         """Read what is left of the stream and return the whole answer."""
-        if self._core.response is None and self._core.error is None and not self._closed:
+        if self._unfinished():
             async for _ in self:
                 pass
         return self._core.outcome()
