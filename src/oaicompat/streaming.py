@@ -221,10 +221,15 @@ class ChatStream(_StreamBase):
 
     def _run(self) -> Generator[ChatChunk, None, None]:
         response = self._open()
+        core, limit = self._core, self._limit
+        # Hold no reference to the stream from here on: a stream dropped mid-loop
+        # (``for chunk in client.stream(...): break``) is then freed at once and this
+        # generator's ``finally`` releases the connection, not at the next GC cycle.
+        del self
         try:
-            with self._core as core:
+            with core:
                 if _is_whole_document(response):
-                    body = BoundedBody(self._limit, response.headers)
+                    body = BoundedBody(limit, response.headers)
                     for piece in response.iter_bytes():
                         if not body.add(piece):
                             break
@@ -295,10 +300,15 @@ class AsyncChatStream(_StreamBase):
 
     async def _run(self) -> AsyncGenerator[ChatChunk, None]:
         response = await self._open()
+        core, limit = self._core, self._limit
+        # Hold no reference to the stream from here on: a stream dropped mid-loop
+        # (``for chunk in client.stream(...): break``) is then freed at once and this
+        # generator's ``finally`` releases the connection, not at the next GC cycle.
+        del self
         try:
-            with self._core as core:
+            with core:
                 if _is_whole_document(response):
-                    body = BoundedBody(self._limit, response.headers)
+                    body = BoundedBody(limit, response.headers)
                     async for piece in response.aiter_bytes():
                         if not body.add(piece):
                             break
