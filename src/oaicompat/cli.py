@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -171,6 +172,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         console.aside("\n")
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`oaicompat demo | head`): stop quietly, and keep Python
+        # from complaining again when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_ERROR
     except (OAICompatError, ValueError, OSError) as error:
         if debug:
             traceback.print_exc(file=console.err)

@@ -71,6 +71,8 @@ def describe_error(error: BaseException) -> str:
         text = f"{type(error).__name__}: {error.message}"
         hint = _hint(error)
         return f"{text} ({hint})" if hint else text
+    if isinstance(error, ValueError) and str(error):
+        return str(error)  # a setting the user gave (URL, profile, file): the text says which
     return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
 
 

@@ -98,6 +98,9 @@ def run_doctor(options: ServerOptions, console: Console) -> int:
     given = given_target(options)
     if given is not None:
         with given.client() as client:
+            # The context window is a model's: without --model, the first one served.
+            model = given.model or next(iter(client.list_models()), None)
+        with given.client(model) as client:
             show_server(console, client.server_info())
         return 0
     with ExitStack() as stack:
