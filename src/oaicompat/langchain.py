@@ -47,7 +47,7 @@ from oaicompat._langchain.errors import (
     translated_errors,
 )
 from oaicompat._langchain.messages import to_openai_messages
-from oaicompat._langchain.outputs import PROVIDER, ChunkConverter, chat_result, closing_chunk
+from oaicompat._langchain.outputs import PROVIDER, ChunkConverter, Outcome
 from oaicompat._langchain.structured import (
     StructuredMethod,
     default_method,
@@ -59,8 +59,7 @@ from oaicompat._langchain.structured import (
 from oaicompat._langchain.tools import format_tools, normalize_tool_choice
 from oaicompat.discovery import ServerInfo
 from oaicompat.profiles import ServerProfile, get_profile
-from oaicompat.structured import StructuredOutputError
-from oaicompat.types import ChatResponse, Message
+from oaicompat.types import Message
 
 __all__ = [
     "ChatAPIConnectionError",
@@ -109,20 +108,8 @@ class _Request:
     params: dict[str, Any]
     model: str
 
-
-def _answer_of(error: StructuredOutputError, request: _Request) -> tuple[ChatResponse, str | None]:
-    """The answer the core's structured-output check rejected, and why.
-
-    LangChain expects the model to return the message and the output parser to
-    judge it, so that ``include_raw=True`` can hand back both; an error without
-    the answer is raised as is. A turn that calls one of the caller's own tools is
-    not a structured answer at all (an agent's tool round), so it carries no verdict.
-    """
-    if error.response is None:
-        raise error
-    if error.response.tool_calls and request.params.get("tools"):
-        return error.response, None
-    return error.response, str(error)
+    def outcome(self) -> Outcome:
+        return Outcome(self.model, user_tools=bool(self.params.get("tools")))
 
 
 class ChatOpenAICompatible(BaseChatModel):
@@ -396,13 +383,9 @@ class ChatOpenAICompatible(BaseChatModel):
         if self._wants_stream(kwargs):
             return generate_from_stream(self._stream(messages, stop, run_manager, **kwargs))
         request = self._request(messages, stop, kwargs)
-        rejected: str | None = None
-        with translated_errors():
-            try:
-                response = self.client.chat(request.messages, **request.params)
-            except StructuredOutputError as error:
-                response, rejected = _answer_of(error, request)
-        return chat_result(response, request.model, structured_error=rejected)
+        with translated_errors(), request.outcome() as outcome:
+            outcome.response = self.client.chat(request.messages, **request.params)
+        return outcome.chat_result()
 
     async def _agenerate(
         self,
@@ -414,13 +397,9 @@ class ChatOpenAICompatible(BaseChatModel):
         if self._wants_stream(kwargs):
             return await agenerate_from_stream(self._astream(messages, stop, run_manager, **kwargs))
         request = self._request(messages, stop, kwargs)
-        rejected: str | None = None
-        with translated_errors():
-            try:
-                response = await self.async_client.chat(request.messages, **request.params)
-            except StructuredOutputError as error:
-                response, rejected = _answer_of(error, request)
-        return chat_result(response, request.model, structured_error=rejected)
+        with translated_errors(), request.outcome() as outcome:
+            outcome.response = await self.async_client.chat(request.messages, **request.params)
+        return outcome.chat_result()
 
     def _stream(
         self,
@@ -431,19 +410,19 @@ class ChatOpenAICompatible(BaseChatModel):
     ) -> Iterator[ChatGenerationChunk]:
         request = self._request(messages, stop, kwargs)
         converter = ChunkConverter()
-        rejected: str | None = None
-        with translated_errors(), self.client.stream(request.messages, **request.params) as stream:
-            # The core judges a structured answer once the last chunk is in.
-            try:
-                for chunk in stream:
-                    if (generation := converter.convert(chunk)) is not None:
-                        if run_manager is not None:
-                            run_manager.on_llm_new_token(generation.text, chunk=generation)
-                        yield generation
-                response = stream.final()
-            except StructuredOutputError as error:
-                response, rejected = _answer_of(error, request)
-            last = closing_chunk(response, request.model, structured_error=rejected)
+        # The core judges a structured answer once the last chunk is in.
+        with (
+            translated_errors(),
+            request.outcome() as outcome,
+            self.client.stream(request.messages, **request.params) as stream,
+        ):
+            for chunk in stream:
+                if (generation := converter.convert(chunk)) is not None:
+                    if run_manager is not None:
+                        run_manager.on_llm_new_token(generation.text, chunk=generation)
+                    yield generation
+            outcome.response = stream.final()
+        last = outcome.closing_chunk()
         if run_manager is not None:
             run_manager.on_llm_new_token(last.text, chunk=last)
         yield last
@@ -457,21 +436,16 @@ class ChatOpenAICompatible(BaseChatModel):
     ) -> AsyncIterator[ChatGenerationChunk]:
         request = self._request(messages, stop, kwargs)
         converter = ChunkConverter()
-        rejected: str | None = None
-        with translated_errors():
+        # The core judges a structured answer once the last chunk is in.
+        with translated_errors(), request.outcome() as outcome:
             async with self.async_client.stream(request.messages, **request.params) as stream:
-                try:
-                    async for chunk in stream:
-                        if (generation := converter.convert(chunk)) is not None:
-                            if run_manager is not None:
-                                await run_manager.on_llm_new_token(
-                                    generation.text, chunk=generation
-                                )
-                            yield generation
-                    response = await stream.final()
-                except StructuredOutputError as error:
-                    response, rejected = _answer_of(error, request)
-                last = closing_chunk(response, request.model, structured_error=rejected)
+                async for chunk in stream:
+                    if (generation := converter.convert(chunk)) is not None:
+                        if run_manager is not None:
+                            await run_manager.on_llm_new_token(generation.text, chunk=generation)
+                        yield generation
+                outcome.response = await stream.final()
+        last = outcome.closing_chunk()
         if run_manager is not None:
             await run_manager.on_llm_new_token(last.text, chunk=last)
         yield last

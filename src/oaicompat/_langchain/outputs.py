@@ -10,6 +10,7 @@ id and name are sent once, on its first fragment.
 from __future__ import annotations
 
 import uuid
+from types import TracebackType
 from typing import Any
 
 from langchain_core.messages import AIMessage, AIMessageChunk
@@ -18,12 +19,14 @@ from langchain_core.messages.tool import ToolCallChunk, invalid_tool_call, tool_
 from langchain_core.messages.tool import tool_call_chunk as make_tool_call_chunk
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 
+from oaicompat.structured import StructuredOutputError
 from oaicompat.types import ChatChunk, ChatResponse, ToolCallDelta, Usage
 
 __all__ = [
     "PROVIDER",
     "STRUCTURED_ERROR_KEY",
     "ChunkConverter",
+    "Outcome",
     "ai_message",
     "chat_result",
     "closing_chunk",
@@ -183,3 +186,46 @@ def closing_chunk(
     )
     generation_info = {"finish_reason": response.finish_reason} if response.finish_reason else None
     return ChatGenerationChunk(message=message, generation_info=generation_info)
+
+
+class Outcome:
+    """The answer to one request, kept even when the core's structured-output check
+    rejected it (``with Outcome(model) as outcome: outcome.response = ...``).
+
+    LangChain expects the model to return the message and the output parser to
+    judge it, so that ``include_raw=True`` can hand back both: the block takes a
+    `StructuredOutputError` that carries the answer and keeps the answer and why.
+    """
+
+    __slots__ = ("_model", "_user_tools", "rejected", "response")
+
+    response: ChatResponse
+
+    def __init__(self, model: str, *, user_tools: bool) -> None:
+        self._model = model
+        self._user_tools = user_tools
+        self.rejected: str | None = None
+
+    def __enter__(self) -> Outcome:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool:
+        if not isinstance(exc, StructuredOutputError) or exc.response is None:
+            return False  # not a verdict, or no answer to hand back: raised as is
+        self.response = exc.response
+        # A turn that calls one of the caller's own tools is not a structured answer
+        # at all (an agent's tool round), so it carries no verdict.
+        if not (exc.response.tool_calls and self._user_tools):
+            self.rejected = str(exc)
+        return True
+
+    def chat_result(self) -> ChatResult:
+        return chat_result(self.response, self._model, structured_error=self.rejected)
+
+    def closing_chunk(self) -> ChatGenerationChunk:
+        return closing_chunk(self.response, self._model, structured_error=self.rejected)
