@@ -1,0 +1,618 @@
+"""`AioTransport`: HTTP/1.1 over plain asyncio for the local servers `AsyncClient` talks to.
+
+httpx's default async transport goes through httpcore and anyio, whose
+per-request cost is several times that of the HTTP work itself; against a
+local server (Ollama, vLLM, llama.cpp...) that overhead is most of what a
+short call costs. This transport does the same job on an `asyncio.Protocol`:
+one write per request, a byte-level response parser (``_aio_wire``), a
+keep-alive pool per origin, httpx's timeouts and exceptions. httpx still does
+everything above the transport (cookies, content decoding, redirects, hooks).
+
+It serves ``http://`` only; ``https://``, proxies and HTTP/2 stay with httpx's
+own transport (see `owned_client_mounts`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections import deque
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import cast
+from urllib.request import getproxies
+
+import httpx
+
+from oaicompat._aio_wire import (
+    MAX_HEAD_BYTES,
+    ChunkedDecoder,
+    ResponseHead,
+    body_framing,
+    parse_response_head,
+    request_head,
+)
+
+__all__ = ["OPT_OUT_ENV", "AioTransport", "owned_client_mounts"]
+
+OPT_OUT_ENV = "OAICOMPAT_HTTPX_TRANSPORT"
+"""Set to 1 to have owned `AsyncClient` pools use httpx's default transport instead."""
+
+_READ_HIGH_WATER = 256 * 1024
+"""Buffered unread bytes past which the socket stops being read (a slow consumer)."""
+
+_SWEEP_INTERVAL = 1.0
+
+Origin = tuple[str, int]
+
+
+def owned_client_mounts(
+    limits: httpx.Limits, *, http2: bool
+) -> dict[str, httpx.AsyncBaseTransport] | None:
+    """The ``mounts`` for an ``httpx.AsyncClient`` that oaicompat creates itself.
+
+    None (httpx's own transport for everything) when HTTP/2 was asked for, when
+    the environment names a proxy for plain http (the mount would bypass it),
+    or when ``OAICOMPAT_HTTPX_TRANSPORT`` is set to anything but ``0``.
+    """
+    if http2 or os.environ.get(OPT_OUT_ENV, "").strip() not in ("", "0"):
+        return None
+    proxies = getproxies()
+    if proxies.get("http") or proxies.get("all"):
+        return None
+    return {"http://": AioTransport(limits)}
+
+
+def _time_out(waiter: asyncio.Future[bool]) -> None:
+    if not waiter.done():
+        waiter.set_result(False)
+
+
+class _Connection(asyncio.Protocol):
+    """One TCP connection: a receive buffer and a single waiter for whoever uses it.
+
+    Only one task uses a connection at a time (the pool hands it out), and it
+    either writes or reads, so one waiter serves data, EOF and drain events.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, origin: Origin) -> None:
+        self.loop = loop
+        self.origin = origin
+        self.idle_since = 0.0
+        self._transport: asyncio.Transport | None = None
+        self._pieces: list[bytes] = []
+        self._buffered = 0
+        self._eof = False
+        self._lost = False
+        self._closed_here = False
+        self._error: BaseException | None = None
+        self._reading_paused = False
+        self._writing_paused = False
+        self._waiter: asyncio.Future[bool] | None = None
+
+    # asyncio.Protocol ----------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        self._pieces.append(data)
+        self._buffered += len(data)
+        if self._buffered > _READ_HIGH_WATER and not self._reading_paused:
+            self._reading_paused = True
+            assert self._transport is not None
+            self._transport.pause_reading()
+        self._wake()
+
+    def eof_received(self) -> None:
+        self._eof = True
+        self._wake()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._eof = self._lost = True
+        self._error = exc
+        self._wake()
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(True)
+
+    # For the pool and the transport --------------------------------------
+
+    def is_idle_usable(self) -> bool:
+        """Open, not half-closed by the server, and holding no stray bytes."""
+        return not self._eof and not self._pieces
+
+    def is_closed(self) -> bool:
+        return self._lost or self._closed_here
+
+    def close(self) -> None:
+        """Drop the connection now; a task reading it gets `httpx.ReadError`."""
+        if self._closed_here:
+            return
+        self._closed_here = self._eof = True
+        self._wake()
+        transport = self._transport
+        if transport is not None and not self.loop.is_closed():
+            # abort, not close: whatever is unsent or unread belongs to a failed exchange.
+            transport.abort()
+
+    async def _wait(self, timeout: float | None) -> bool:
+        """Wait for the next protocol event; False when ``timeout`` passed first."""
+        waiter: asyncio.Future[bool] = self.loop.create_future()
+        self._waiter = waiter
+        timer = None if timeout is None else self.loop.call_later(timeout, _time_out, waiter)
+        try:
+            return await waiter
+        finally:
+            self._waiter = None
+            if timer is not None:
+                timer.cancel()
+
+    async def send(self, data: bytes, timeout: float | None) -> None:
+        transport = self._transport
+        if transport is None or self._lost or self._closed_here or transport.is_closing():
+            raise httpx.WriteError("the connection was closed before the request was sent")
+        transport.write(data)
+        while self._writing_paused:
+            if self.is_closed():
+                raise httpx.WriteError(self._describe_loss("while sending the request"))
+            if not await self._wait(timeout):
+                raise httpx.WriteTimeout("timed out sending the request")
+
+    async def receive(self, timeout: float | None) -> bytes:
+        """The bytes buffered so far, waiting for some if there are none; b"" at EOF."""
+        while not self._pieces:
+            if self._eof:
+                if self._closed_here or self._error is not None:
+                    raise httpx.ReadError(self._describe_loss("while reading the response"))
+                return b""
+            if not await self._wait(timeout):
+                raise httpx.ReadTimeout("timed out waiting for the server")
+        pieces = self._pieces
+        data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        pieces.clear()
+        self._buffered = 0
+        if self._reading_paused and not self._lost:
+            self._reading_paused = False
+            assert self._transport is not None
+            self._transport.resume_reading()
+        return data
+
+    def unread(self, data: bytes) -> None:
+        if data:
+            self._pieces.insert(0, data)
+            self._buffered += len(data)
+
+    def _describe_loss(self, when: str) -> str:
+        if self._closed_here:
+            return f"the connection was closed {when}"
+        if self._error is not None:
+            return f"connection lost {when}: {self._error}"
+        return f"the server closed the connection {when}"
+
+    async def read_head(self, timeout: float | None) -> ResponseHead:
+        """The next final (non-1xx) response head; the bytes after it stay buffered."""
+        while True:
+            data = b""
+            while True:
+                piece = await self.receive(timeout)
+                if not piece:
+                    if data:
+                        raise httpx.RemoteProtocolError(
+                            "the server closed the connection in the middle of the response head"
+                        )
+                    raise httpx.RemoteProtocolError(
+                        "Server disconnected without sending a response."
+                    )
+                scanned = len(data)
+                data = data + piece if data else piece
+                end = data.find(b"\r\n\r\n", max(0, scanned - 3))
+                if end >= 0:
+                    break
+                if len(data) > MAX_HEAD_BYTES:
+                    raise httpx.RemoteProtocolError("the response head is too large")
+            self.unread(data[end + 4 :])
+            head = parse_response_head(data[:end])
+            # 1xx answers (100 Continue, 103 Early Hints) come before the real one.
+            if not 100 <= head.status < 200 or head.status == 101:
+                return head
+
+
+class _ResponseBody(httpx.AsyncByteStream):
+    """The body of one response, read off its connection as the caller iterates.
+
+    The connection goes back to the pool the moment the last byte of the body
+    is read; a body closed before that (an abandoned or cancelled stream)
+    closes the connection instead, since its unread rest would be taken for
+    the next response.
+    """
+
+    __slots__ = ("_conn", "_decoder", "_framing", "_keep_alive", "_owner", "_remaining", "_timeout")
+
+    def __init__(
+        self,
+        owner: AioTransport,
+        conn: _Connection,
+        framing: str,
+        head: ResponseHead,
+        keep_alive: bool,
+        timeout: float | None,
+    ) -> None:
+        self._owner = owner
+        self._conn: _Connection | None = conn
+        self._framing = framing
+        self._remaining = head.content_length or 0
+        self._decoder = ChunkedDecoder() if framing == "chunked" else None
+        self._keep_alive = keep_alive
+        self._timeout = timeout
+        if framing == "none":
+            self._release(keep_alive)
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self
+
+    async def __anext__(self) -> bytes:
+        conn = self._conn
+        if conn is None:
+            raise StopAsyncIteration
+        try:
+            data = await self._next_piece(conn)
+        except BaseException:
+            # Cancelled, timed out or malformed: the connection's state is unknown.
+            self._release(reuse=False)
+            raise
+        if not data:
+            raise StopAsyncIteration
+        return data
+
+    async def _next_piece(self, conn: _Connection) -> bytes:
+        if self._decoder is not None:
+            return await self._next_chunked(conn, self._decoder)
+        data = await conn.receive(self._timeout)
+        if self._framing == "close":
+            if not data:
+                self._release(reuse=False)
+            return data
+        if not data:
+            raise httpx.RemoteProtocolError(
+                "peer closed connection without sending complete message body: "
+                f"{self._remaining} bytes missing"
+            )
+        if len(data) >= self._remaining:
+            conn.unread(data[self._remaining :])
+            data = data[: self._remaining] if len(data) > self._remaining else data
+            self._remaining = 0
+            self._release(self._keep_alive)
+        else:
+            self._remaining -= len(data)
+        return data
+
+    async def _next_chunked(self, conn: _Connection, decoder: ChunkedDecoder) -> bytes:
+        while True:
+            data = await conn.receive(self._timeout)
+            if not data:
+                raise httpx.RemoteProtocolError(
+                    "peer closed connection without sending complete message body: "
+                    "incomplete chunked read"
+                )
+            payload = decoder.feed(data)
+            if decoder.done:
+                conn.unread(decoder.leftover)
+                self._release(self._keep_alive)
+                return payload
+            if payload:
+                return payload
+
+    def _release(self, reuse: bool) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            self._owner._release(conn, reuse)
+
+    async def aclose(self) -> None:
+        self._release(reuse=False)
+
+
+class AioTransport(httpx.AsyncBaseTransport):
+    """An ``httpx.AsyncBaseTransport`` for ``http://`` URLs on asyncio, with a keep-alive pool.
+
+    ``AioTransport(limits=httpx.Limits(...))``: ``max_connections`` bounds the
+    open connections over all origins (a request waits up to the pool timeout
+    for one, then raises ``httpx.PoolTimeout``), ``max_keepalive_connections``
+    the idle ones kept, ``keepalive_expiry`` how long one may stay idle.
+    Timeouts come from the request as httpx sets them (connect, read between
+    two pieces of the body, write, pool) and raise httpx's own exceptions.
+
+    An `AsyncClient` that creates its own httpx client mounts this transport for
+    ``http://``; ``https://``, proxies, HTTP/2 and an ``http_client`` passed in
+    keep httpx's transport. Set the environment variable
+    ``OAICOMPAT_HTTPX_TRANSPORT=1`` to use httpx's transport for everything.
+
+    The pool belongs to the event loop that first uses it: on another loop it
+    starts afresh, and when a loop shuts down (the end of ``asyncio.run``) its
+    idle connections are closed while the loop can still close them.
+    """
+
+    def __init__(self, limits: httpx.Limits | None = None) -> None:
+        limits = limits or httpx.Limits()
+        self._max_connections = limits.max_connections
+        self._max_idle = limits.max_keepalive_connections
+        self._keepalive_expiry = limits.keepalive_expiry
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_watch: AsyncGenerator[None, None] | None = None
+        self._idle: dict[Origin, list[_Connection]] = {}
+        self._idle_count = 0
+        self._busy: set[_Connection] = set()
+        self._open = 0
+        self._waiters: deque[asyncio.Future[bool]] = deque()
+        self._next_sweep = 0.0
+
+    @property
+    def connections(self) -> list[_Connection]:
+        """Every connection the pool holds, busy or idle (for tests and diagnostics)."""
+        idle = [conn for stack in self._idle.values() for conn in stack]
+        return [*self._busy, *idle]
+
+    @property
+    def waiting_requests(self) -> int:
+        """Requests waiting for a free connection."""
+        return sum(not waiter.done() for waiter in self._waiters)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        if url.scheme != "http":
+            raise httpx.UnsupportedProtocol(
+                f"AioTransport serves http:// URLs only, not {url.scheme}://"
+            )
+        timeouts = request.extensions.get("timeout") or {}
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            await self._bind(loop)
+        head = request_head(request.method, url.raw_path, request.headers.raw)
+        try:
+            body: bytes | None = request.content
+        except httpx.RequestNotRead:
+            body = None
+        conn = await self._acquire((url.host, url.port or 80), timeouts)
+        write_timeout = timeouts.get("write")
+        read_timeout = timeouts.get("read")
+        try:
+            if body is not None:
+                await conn.send(head + body, write_timeout)
+            else:
+                await conn.send(head, write_timeout)
+                await self._send_streamed_body(conn, request, write_timeout)
+            response_head = await conn.read_head(read_timeout)
+        except BaseException:
+            self._release(conn, reuse=False)
+            raise
+        keep_alive = response_head.keep_alive and not _asks_to_close(request)
+        framing = body_framing(request.method, response_head)
+        if response_head.status == 101:
+            keep_alive = False  # a protocol switch this transport does not speak
+        stream = _ResponseBody(self, conn, framing, response_head, keep_alive, read_timeout)
+        return httpx.Response(
+            response_head.status,
+            headers=response_head.headers,
+            stream=stream,
+            extensions={
+                "http_version": response_head.http_version,
+                "reason_phrase": response_head.reason,
+            },
+        )
+
+    async def _send_streamed_body(
+        self, conn: _Connection, request: httpx.Request, timeout: float | None
+    ) -> None:
+        chunked = request.headers.get("transfer-encoding", "").lower() == "chunked"
+        stream = cast(httpx.AsyncByteStream, request.stream)
+        async for part in stream:
+            if part:
+                await conn.send(b"%x\r\n%b\r\n" % (len(part), part) if chunked else part, timeout)
+        if chunked:
+            await conn.send(b"0\r\n\r\n", timeout)
+
+    # The pool --------------------------------------------------------------
+
+    async def _bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        old_watch, self._loop_watch = self._loop_watch, None
+        self._loop = loop
+        self._close_connections()
+        if old_watch is not None:
+            await old_watch.aclose()
+        watch = self._close_at_end_of(loop)
+        # A started async generator is finalized by the loop's shutdown_asyncgens():
+        # the one hook that runs while a finishing loop can still close sockets.
+        await watch.__anext__()
+        self._loop_watch = watch
+
+    async def _close_at_end_of(self, loop: asyncio.AbstractEventLoop) -> AsyncGenerator[None, None]:
+        try:
+            yield
+        finally:
+            if self._loop is loop:
+                self._close_connections()
+
+    async def _acquire(self, origin: Origin, timeouts: dict[str, float | None]) -> _Connection:
+        loop = cast(asyncio.AbstractEventLoop, self._loop)
+        deadline: float | None = None
+        while True:
+            now = loop.time()
+            if now >= self._next_sweep:
+                self._sweep(now)
+            conn = self._take_idle(origin, now)
+            if conn is not None:
+                self._busy.add(conn)
+                return conn
+            limit = self._max_connections
+            if limit is None or self._open < limit or self._drop_one_idle():
+                break
+            pool_timeout = timeouts.get("pool")
+            if pool_timeout is not None and deadline is None:
+                deadline = now + pool_timeout
+            if not await self._wait_for_slot(loop, None if deadline is None else deadline - now):
+                raise httpx.PoolTimeout("timed out waiting for a free connection in the pool")
+        self._open += 1
+        try:
+            conn = await _connect(loop, origin, timeouts.get("connect"))
+        except BaseException:
+            self._open -= 1
+            self._wake_one()
+            raise
+        self._busy.add(conn)
+        return conn
+
+    async def _wait_for_slot(self, loop: asyncio.AbstractEventLoop, timeout: float | None) -> bool:
+        if timeout is not None and timeout <= 0:
+            return False
+        waiter: asyncio.Future[bool] = loop.create_future()
+        self._waiters.append(waiter)
+        timer = None if timeout is None else loop.call_later(timeout, _time_out, waiter)
+        try:
+            woken = await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled() and waiter.result():
+                self._wake_one()  # the slot this task was given goes to the next in line
+            else:
+                self._waiters.remove(waiter)
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+        if not woken:
+            self._waiters.remove(waiter)
+        return woken
+
+    def _wake_one(self) -> None:
+        waiters = self._waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(True)
+                return
+
+    def _take_idle(self, origin: Origin, now: float) -> _Connection | None:
+        stack = self._idle.get(origin)
+        while stack:
+            conn = stack.pop()
+            self._idle_count -= 1
+            if conn.is_idle_usable() and not self._expired(conn, now):
+                return conn
+            self._drop(conn)
+        return None
+
+    def _expired(self, conn: _Connection, now: float) -> bool:
+        expiry = self._keepalive_expiry
+        return expiry is not None and now - conn.idle_since > expiry
+
+    def _sweep(self, now: float) -> None:
+        """Close idle connections that expired or that the server closed."""
+        self._next_sweep = now + _SWEEP_INTERVAL
+        for origin, stack in list(self._idle.items()):
+            keep = [c for c in stack if c.is_idle_usable() and not self._expired(c, now)]
+            if len(keep) != len(stack):
+                for conn in stack:
+                    if conn not in keep:
+                        self._drop(conn)
+                self._idle_count -= len(stack) - len(keep)
+                stack[:] = keep
+            if not keep:
+                del self._idle[origin]
+
+    def _drop_one_idle(self) -> bool:
+        """Close the longest-idle connection (to any origin) to make room; False if none."""
+        oldest: list[_Connection] | None = None
+        for stack in self._idle.values():
+            if stack and (oldest is None or stack[0].idle_since < oldest[0].idle_since):
+                oldest = stack
+        if oldest is None:
+            return False
+        self._idle_count -= 1
+        self._drop(oldest.pop(0))
+        return True
+
+    def _drop(self, conn: _Connection) -> None:
+        conn.close()
+        self._open -= 1
+        self._wake_one()
+
+    def _release(self, conn: _Connection, reuse: bool) -> None:
+        if conn not in self._busy:
+            conn.close()  # from a loop this pool has left, or after aclose()
+            return
+        self._busy.discard(conn)
+        loop = cast(asyncio.AbstractEventLoop, self._loop)
+        if (
+            reuse
+            and conn.is_idle_usable()
+            and (self._max_idle is None or self._idle_count < self._max_idle)
+        ):
+            conn.idle_since = loop.time()
+            self._idle.setdefault(conn.origin, []).append(conn)
+            self._idle_count += 1
+            self._wake_one()
+        else:
+            self._drop(conn)
+
+    def _close_connections(self) -> None:
+        for conn in self.connections:
+            conn.close()
+        self._idle.clear()
+        self._busy.clear()
+        self._idle_count = self._open = 0
+        while self._waiters:
+            self._wake_one()
+
+    async def aclose(self) -> None:
+        self._close_connections()
+        watch, self._loop_watch = self._loop_watch, None
+        self._loop = None
+        if watch is not None:
+            await watch.aclose()
+
+
+def _asks_to_close(request: httpx.Request) -> bool:
+    value = request.headers.get("connection")
+    return value is not None and "close" in value.lower()
+
+
+async def _connect(
+    loop: asyncio.AbstractEventLoop, origin: Origin, timeout: float | None
+) -> _Connection:
+    host, port = origin
+    conn = _Connection(loop, origin)
+    # A task of its own, so that a timeout or a cancellation that lands just as the
+    # connection is made can still close it (asyncio.wait_for leaks it on 3.10/3.11).
+    attempt = loop.create_task(loop.create_connection(lambda: conn, host, port))
+    try:
+        done, _ = await asyncio.wait((attempt,), timeout=timeout)
+    except BaseException:
+        _abandon(attempt)
+        raise
+    if not done:
+        _abandon(attempt)
+        raise httpx.ConnectTimeout(f"timed out connecting to {host}:{port}")
+    error = attempt.exception()
+    if isinstance(error, OSError):
+        raise httpx.ConnectError(str(error) or type(error).__name__) from error
+    if error is not None:
+        raise error
+    return conn
+
+
+def _abandon(attempt: asyncio.Task[tuple[asyncio.BaseTransport, asyncio.BaseProtocol]]) -> None:
+    def close_if_connected(
+        task: asyncio.Task[tuple[asyncio.BaseTransport, asyncio.BaseProtocol]],
+    ) -> None:
+        if not task.cancelled() and task.exception() is None:
+            task.result()[0].close()
+
+    attempt.cancel()
+    attempt.add_done_callback(close_if_connected)
