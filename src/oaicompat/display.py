@@ -215,15 +215,17 @@ class _NotebookView:
         )
         self._progress = _Progress()
         self._interval = interval
-        self._drawn_at = 0.0
+        self._drawn_at: float | None = None
 
     def _draw(self, markdown: str) -> None:
         self._handle.update(self._markdown(markdown))
         self._drawn_at = time.monotonic()
 
     def add(self, chunk: ChatChunk) -> None:
+        if not (chunk.content or chunk.reasoning or chunk.tool_call_deltas):
+            return  # role, finish and usage chunks change nothing on screen
         self._progress.add(chunk)
-        if time.monotonic() - self._drawn_at >= self._interval:
+        if self._drawn_at is None or time.monotonic() - self._drawn_at >= self._interval:
             self._draw(response_markdown(self._progress.response(), streaming=True))
 
     def finish(self, response: ChatResponse) -> None:
