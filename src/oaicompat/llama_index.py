@@ -86,6 +86,7 @@ dispatcher = get_dispatcher(__name__)
 StructuredMethod = Literal["auto", "json_schema", "tool", "json_object"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+_Core = TypeVar("_Core", "Client", "AsyncClient")
 
 
 def _chat_callback(method: _F) -> _F:
@@ -210,18 +211,18 @@ class OpenAICompatible(FunctionCallingLLM):
         self._connections = current(self._connections, self, self._client_config(options))
         return self._connections
 
+    def _new_client(
+        self, client_type: type[_Core], http_client: httpx.Client | httpx.AsyncClient | None
+    ) -> _Core:
+        options = self._client_options()
+        return client_type(options.pop("base_url"), self.model, http_client=http_client, **options)
+
     def _get_client(self) -> Client:
         connections = self._own_connections()
         if connections.sync_client is None:
             from oaicompat.client import Client
 
-            options = self._client_options()
-            connections.sync_client = Client(
-                options.pop("base_url"),
-                self.model,
-                http_client=connections.http_client,
-                **options,
-            )
+            connections.sync_client = self._new_client(Client, connections.http_client)
         return connections.sync_client
 
     def _get_aclient(self) -> AsyncClient:
@@ -230,13 +231,7 @@ class OpenAICompatible(FunctionCallingLLM):
         if connections.async_client is None:
             from oaicompat.client import AsyncClient
 
-            options = self._client_options()
-            connections.async_client = AsyncClient(
-                options.pop("base_url"),
-                self.model,
-                http_client=connections.async_http_client,
-                **options,
-            )
+            connections.async_client = self._new_client(AsyncClient, connections.async_http_client)
         return connections.async_client
 
     def close(self) -> None:
@@ -482,6 +477,27 @@ class OpenAICompatible(FunctionCallingLLM):
         messages = self._extend_messages(prompt.format_messages(llm=self, **prompt_args))
         return messages, structured_kwargs(output_cls, self.structured_output_method, llm_kwargs)
 
+    def _start_prediction(
+        self,
+        output_cls: type[Model],
+        prompt: PromptTemplate,
+        llm_kwargs: dict[str, Any] | None,
+        prompt_args: dict[str, Any],
+    ) -> tuple[list[ChatMessage], dict[str, Any]]:
+        """Announce a structured prediction to instrumentation; its request."""
+        dispatcher.event(
+            LLMStructuredPredictStartEvent(
+                output_cls=output_cls, template=prompt, template_args=prompt_args
+            )
+        )
+        return self._structured_request(output_cls, prompt, llm_kwargs, prompt_args)
+
+    def _finish_prediction(self, response: ChatResponse, output_cls: type[Model]) -> Model:
+        """The value of a structured prediction, announced to instrumentation."""
+        result = parsed_value(response, output_cls)
+        dispatcher.event(LLMStructuredPredictEndEvent(output=result))
+        return result
+
     def structured_predict(
         self,
         output_cls: type[Model],
@@ -494,15 +510,8 @@ class OpenAICompatible(FunctionCallingLLM):
                 output_cls, prompt, llm_kwargs, **prompt_args
             )
             return fallback
-        dispatcher.event(
-            LLMStructuredPredictStartEvent(
-                output_cls=output_cls, template=prompt, template_args=prompt_args
-            )
-        )
-        messages, kwargs = self._structured_request(output_cls, prompt, llm_kwargs, prompt_args)
-        result = parsed_value(self.chat(messages, **kwargs), output_cls)
-        dispatcher.event(LLMStructuredPredictEndEvent(output=result))
-        return result
+        messages, kwargs = self._start_prediction(output_cls, prompt, llm_kwargs, prompt_args)
+        return self._finish_prediction(self.chat(messages, **kwargs), output_cls)
 
     async def astructured_predict(
         self,
@@ -516,15 +525,8 @@ class OpenAICompatible(FunctionCallingLLM):
                 output_cls, prompt, llm_kwargs, **prompt_args
             )
             return afallback
-        dispatcher.event(
-            LLMStructuredPredictStartEvent(
-                output_cls=output_cls, template=prompt, template_args=prompt_args
-            )
-        )
-        messages, kwargs = self._structured_request(output_cls, prompt, llm_kwargs, prompt_args)
-        result = parsed_value(await self.achat(messages, **kwargs), output_cls)
-        dispatcher.event(LLMStructuredPredictEndEvent(output=result))
-        return result
+        messages, kwargs = self._start_prediction(output_cls, prompt, llm_kwargs, prompt_args)
+        return self._finish_prediction(await self.achat(messages, **kwargs), output_cls)
 
     def _structured_stream_call(
         self,
