@@ -8,11 +8,12 @@ scripted server runs its own loop in a thread), in async mode they await
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -149,6 +150,29 @@ def assert_pool_released(client: AnyClient) -> None:
     assert not state.busy, f"connections still in use: {state.busy}"
 
 
+async def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Poll ``condition`` on the running loop, failing after ``timeout`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        assert loop.time() < deadline, "timed out waiting for the condition"
+        await asyncio.sleep(0.001)
+
+
+async def assert_pool_released_soon(client: AnyClient, timeout: float = 2.0) -> None:
+    """`assert_pool_released`, allowing asyncio a few turns to finalize a dropped generator.
+
+    An async generator abandoned without ``aclose()`` (frameworks often drop the
+    inner one when their own is closed) is closed by asyncio in a task of its own.
+    """
+
+    def released() -> bool:
+        state = pool_state(client)
+        return not state.busy and not state.waiting_requests
+
+    await wait_until(released, timeout)
+
+
 def open_descriptors() -> int | None:
     """How many file descriptors this process holds (Linux), else None."""
     try:
@@ -280,6 +304,7 @@ __all__ = [
     "Stopwatch",
     "Way",
     "assert_pool_released",
+    "assert_pool_released_soon",
     "expected_echo",
     "open_descriptors",
     "pool_state",
@@ -287,4 +312,5 @@ __all__ = [
     "refused_url",
     "streamed_text",
     "unique_prompt",
+    "wait_until",
 ]

@@ -24,6 +24,7 @@ from faults_harness import (
     open_descriptors,
     pool_state,
     unique_prompt,
+    wait_until,
 )
 
 from oaicompat import AsyncClient, Client
@@ -118,7 +119,7 @@ async def break_bare_async(client: AsyncClient) -> int:
         if seen == 3:
             break
     # asyncio closes a dropped async generator in a task of its own: give it its turns.
-    await _until(lambda: not pool_state(client).busy, timeout=2.0)
+    await wait_until(lambda: not pool_state(client).busy, timeout=2.0)
     return seen
 
 
@@ -247,17 +248,8 @@ async def test_a_thousand_abandoned_streams_leave_the_pool_clean(
         descriptors_after = open_descriptors()
         if descriptors_before is not None and descriptors_after is not None:
             # The server side lives in this process too: both ends must be closed.
-            await _until(lambda: (open_descriptors() or 0) <= descriptors_before + 2)
+            await wait_until(lambda: (open_descriptors() or 0) <= descriptors_before + 2)
         await assert_next_request_succeeds(way, client)
         assert len(echo_server.chat_requests) == ABANDONED + 4
     finally:
         await way.close()
-
-
-async def _until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Wait for ``condition`` (the server closes its side when it notices the client left)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        assert loop.time() < deadline, "timed out waiting for sockets to close"
-        await asyncio.sleep(0.001)
