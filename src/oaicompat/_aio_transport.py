@@ -42,6 +42,9 @@ _READ_HIGH_WATER = 256 * 1024
 
 _SWEEP_INTERVAL = 1.0
 
+_FAIR_SHARE = 16
+"""Body pieces handed out in a row without suspending before the reader yields to the loop."""
+
 Origin = tuple[str, int]
 
 
@@ -78,6 +81,8 @@ class _Connection(asyncio.Protocol):
         self.loop = loop
         self.origin = origin
         self.idle_since = 0.0
+        self.waited = False
+        """Whether the last `receive` had to wait for data (rather than find it buffered)."""
         self._transport: asyncio.Transport | None = None
         self._pieces: list[bytes] = []
         self._buffered = 0
@@ -169,11 +174,13 @@ class _Connection(asyncio.Protocol):
 
     async def receive(self, timeout: float | None) -> bytes:
         """The bytes buffered so far, waiting for some if there are none; b"" at EOF."""
+        self.waited = False
         while not self._pieces:
             if self._eof:
                 if self._closed_here or self._error is not None:
                     raise httpx.ReadError(self._describe_loss("while reading the response"))
                 return b""
+            self.waited = True
             if not await self._wait(timeout):
                 raise httpx.ReadTimeout("timed out waiting for the server")
         pieces = self._pieces
@@ -235,7 +242,17 @@ class _ResponseBody(httpx.AsyncByteStream):
     the next response.
     """
 
-    __slots__ = ("_conn", "_decoder", "_framing", "_keep_alive", "_owner", "_remaining", "_timeout")
+    __slots__ = (
+        "_conn",
+        "_decoder",
+        "_framing",
+        "_keep_alive",
+        "_owner",
+        "_ready",
+        "_remaining",
+        "_streak",
+        "_timeout",
+    )
 
     def __init__(
         self,
@@ -253,6 +270,8 @@ class _ResponseBody(httpx.AsyncByteStream):
         self._decoder = ChunkedDecoder() if framing == "chunked" else None
         self._keep_alive = keep_alive
         self._timeout = timeout
+        self._ready: deque[bytes] = deque()
+        self._streak = 0
         if framing == "none":
             self._release(keep_alive)
 
@@ -260,56 +279,67 @@ class _ResponseBody(httpx.AsyncByteStream):
         return self
 
     async def __anext__(self) -> bytes:
-        conn = self._conn
-        if conn is None:
-            raise StopAsyncIteration
+        ready = self._ready
         try:
-            data = await self._next_piece(conn)
+            if not ready:
+                await self._fill()
+                if not ready:
+                    raise StopAsyncIteration
+            self._streak += 1
+            if self._streak >= _FAIR_SHARE:
+                # Pieces that were already buffered are returned without suspending;
+                # now and then yield anyway, so one busy stream cannot hold the loop.
+                self._streak = 0
+                await asyncio.sleep(0)
+        except StopAsyncIteration:
+            raise
         except BaseException:
             # Cancelled, timed out or malformed: the connection's state is unknown.
             self._release(reuse=False)
             raise
-        if not data:
-            raise StopAsyncIteration
-        return data
+        return ready.popleft()
 
-    async def _next_piece(self, conn: _Connection) -> bytes:
+    async def _fill(self) -> None:
+        """Read until at least one piece of the body is ready, or the body has ended."""
+        while not self._ready and self._conn is not None:
+            conn = self._conn
+            data = await conn.receive(self._timeout)
+            if conn.waited:
+                self._streak = 0
+            self._take(conn, data)
+
+    def _take(self, conn: _Connection, data: bytes) -> None:
         if self._decoder is not None:
-            return await self._next_chunked(conn, self._decoder)
-        data = await conn.receive(self._timeout)
-        if self._framing == "close":
-            if not data:
+            self._take_chunked(conn, self._decoder, data)
+        elif self._framing == "close":
+            if data:
+                self._ready.append(data)
+            else:
                 self._release(reuse=False)
-            return data
-        if not data:
+        elif not data:
             raise httpx.RemoteProtocolError(
                 "peer closed connection without sending complete message body: "
                 f"{self._remaining} bytes missing"
             )
-        if len(data) >= self._remaining:
+        elif len(data) < self._remaining:
+            self._remaining -= len(data)
+            self._ready.append(data)
+        else:
             conn.unread(data[self._remaining :])
-            data = data[: self._remaining] if len(data) > self._remaining else data
+            self._ready.append(data[: self._remaining] if len(data) > self._remaining else data)
             self._remaining = 0
             self._release(self._keep_alive)
-        else:
-            self._remaining -= len(data)
-        return data
 
-    async def _next_chunked(self, conn: _Connection, decoder: ChunkedDecoder) -> bytes:
-        while True:
-            data = await conn.receive(self._timeout)
-            if not data:
-                raise httpx.RemoteProtocolError(
-                    "peer closed connection without sending complete message body: "
-                    "incomplete chunked read"
-                )
-            payload = decoder.feed(data)
-            if decoder.done:
-                conn.unread(decoder.leftover)
-                self._release(self._keep_alive)
-                return payload
-            if payload:
-                return payload
+    def _take_chunked(self, conn: _Connection, decoder: ChunkedDecoder, data: bytes) -> None:
+        if not data:
+            raise httpx.RemoteProtocolError(
+                "peer closed connection without sending complete message body: "
+                "incomplete chunked read"
+            )
+        self._ready.extend(decoder.feed(data))
+        if decoder.done:
+            conn.unread(decoder.leftover)
+            self._release(self._keep_alive)
 
     def _release(self, reuse: bool) -> None:
         conn, self._conn = self._conn, None
@@ -317,6 +347,7 @@ class _ResponseBody(httpx.AsyncByteStream):
             self._owner._release(conn, reuse)
 
     async def aclose(self) -> None:
+        self._ready.clear()
         self._release(reuse=False)
 
 

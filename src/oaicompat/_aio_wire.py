@@ -127,8 +127,11 @@ def body_framing(method: str, head: ResponseHead) -> str:
 class ChunkedDecoder:
     """Decodes a chunked body fed in arbitrary pieces.
 
-    ``feed`` returns the payload bytes that the piece completed (possibly part
-    of a chunk, so a slow stream is passed on as it arrives); ``done`` turns
+    ``feed`` returns the payloads that the piece completed, one per HTTP chunk
+    as the server framed them (servers send one SSE event per chunk, and a
+    stream parser fed event by event hands each on before a later one fails),
+    plus the part of an unfinished chunk, so a slow stream is passed on as it
+    arrives. ``done`` turns
     true after the last chunk and its trailers, and ``leftover`` then holds
     whatever followed the body (a well-behaved server sends nothing).
     """
@@ -144,7 +147,7 @@ class ChunkedDecoder:
         self.done = False
         self.leftover = b""
 
-    def feed(self, data: bytes) -> bytes:
+    def feed(self, data: bytes) -> list[bytes]:
         if self._pending:
             data = self._pending + data
             self._pending = b""
@@ -180,11 +183,9 @@ class ChunkedDecoder:
                 elif not line:
                     self.done = True
                     self.leftover = data[pos:]
-                    return b"".join(out)
+                    return out
         self._pending = data[pos:]
-        if len(out) == 1:
-            return out[0]
-        return b"".join(out)
+        return out
 
     def _start_chunk(self, line: bytes) -> None:
         size_text = line.split(b";", 1)[0].strip(b" \t")
@@ -197,8 +198,3 @@ class ChunkedDecoder:
             self._state = self._DATA
         else:
             self._state = self._TRAILERS
-
-    @property
-    def at_boundary(self) -> bool:
-        """Whether the body could end here without losing data (used to word errors)."""
-        return self._state == self._SIZE and not self._pending
