@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,7 +48,7 @@ from oaicompat._langchain.errors import (
     translated_errors,
 )
 from oaicompat._langchain.messages import to_openai_messages
-from oaicompat._langchain.outputs import PROVIDER, ChunkConverter, Outcome
+from oaicompat._langchain.outputs import PROVIDER, ChunkConverter, Outcome, outcome_of
 from oaicompat._langchain.structured import (
     StructuredMethod,
     default_method,
@@ -108,8 +109,8 @@ class _Request:
     params: dict[str, Any]
     model: str
 
-    def outcome(self) -> Outcome:
-        return Outcome(self.model, user_tools=bool(self.params.get("tools")))
+    def outcome(self) -> AbstractContextManager[Outcome]:
+        return outcome_of(self.model, user_tools=bool(self.params.get("tools")))
 
 
 class ChatOpenAICompatible(BaseChatModel):

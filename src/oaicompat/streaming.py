@@ -16,6 +16,7 @@ turning a dropped connection into `StreamError` with the partial answer) is in
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator, Iterator
+from contextlib import contextmanager
 from time import perf_counter
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -153,21 +154,17 @@ class _StreamCore:
             self._stamp(error.partial)
         self.error = error
 
-    def __enter__(self) -> _StreamCore:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    @contextmanager
+    def reading(self) -> Iterator[None]:
         """Around the reading of a stream: an httpx failure becomes a `StreamError`,
         and a `StreamError` is recorded before it goes on to the caller."""
-        if isinstance(exc, HTTPX_ERRORS):
+        try:
+            yield
+        except HTTPX_ERRORS as exc:
             raise self.failure(exc) from exc
-        if isinstance(exc, StreamError):
-            self.record(exc)
+        except StreamError as error:
+            self.record(error)
+            raise
 
     def outcome(self) -> ChatResponse:
         """The finished response, or the reason there is none."""
@@ -227,7 +224,7 @@ class ChatStream(_StreamBase):
         # generator's ``finally`` releases the connection, not at the next GC cycle.
         del self
         try:
-            with core:
+            with core.reading():
                 if _is_whole_document(response):
                     body = BoundedBody(limit, response.headers)
                     for piece in response.iter_bytes():
@@ -306,7 +303,7 @@ class AsyncChatStream(_StreamBase):
         # generator's ``finally`` releases the connection, not at the next GC cycle.
         del self
         try:
-            with core:
+            with core.reading():
                 if _is_whole_document(response):
                     body = BoundedBody(limit, response.headers)
                     async for piece in response.aiter_bytes():

@@ -10,7 +10,8 @@ id and name are sent once, on its first fragment.
 from __future__ import annotations
 
 import uuid
-from types import TracebackType
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from langchain_core.messages import AIMessage, AIMessageChunk
@@ -30,6 +31,7 @@ __all__ = [
     "ai_message",
     "chat_result",
     "closing_chunk",
+    "outcome_of",
     "response_metadata",
     "usage_metadata",
 ]
@@ -189,43 +191,41 @@ def closing_chunk(
 
 
 class Outcome:
-    """The answer to one request, kept even when the core's structured-output check
-    rejected it (``with Outcome(model) as outcome: outcome.response = ...``).
+    """The answer to one request and, when the core's structured-output check
+    rejected it, why (see `outcome_of`)."""
 
-    LangChain expects the model to return the message and the output parser to
-    judge it, so that ``include_raw=True`` can hand back both: the block takes a
-    `StructuredOutputError` that carries the answer and keeps the answer and why.
-    """
-
-    __slots__ = ("_model", "_user_tools", "rejected", "response")
+    __slots__ = ("_model", "rejected", "response")
 
     response: ChatResponse
 
-    def __init__(self, model: str, *, user_tools: bool) -> None:
+    def __init__(self, model: str) -> None:
         self._model = model
-        self._user_tools = user_tools
         self.rejected: str | None = None
-
-    def __enter__(self) -> Outcome:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> bool:
-        if not isinstance(exc, StructuredOutputError) or exc.response is None:
-            return False  # not a verdict, or no answer to hand back: raised as is
-        self.response = exc.response
-        # A turn that calls one of the caller's own tools is not a structured answer
-        # at all (an agent's tool round), so it carries no verdict.
-        if not (exc.response.tool_calls and self._user_tools):
-            self.rejected = str(exc)
-        return True
 
     def chat_result(self) -> ChatResult:
         return chat_result(self.response, self._model, structured_error=self.rejected)
 
     def closing_chunk(self) -> ChatGenerationChunk:
         return closing_chunk(self.response, self._model, structured_error=self.rejected)
+
+
+@contextmanager
+def outcome_of(model: str, *, user_tools: bool) -> Iterator[Outcome]:
+    """``with outcome_of(model, ...) as outcome: outcome.response = ...``, where an
+    answer the core's structured-output check rejected is kept, not raised.
+
+    LangChain expects the model to return the message and the output parser to
+    judge it, so that ``include_raw=True`` can hand back both. An error that
+    carries no answer is raised as is.
+    """
+    outcome = Outcome(model)
+    try:
+        yield outcome
+    except StructuredOutputError as error:
+        if error.response is None:
+            raise
+        outcome.response = error.response
+        # A turn that calls one of the caller's own tools is not a structured answer
+        # at all (an agent's tool round), so it carries no verdict.
+        if not (error.response.tool_calls and user_tools):
+            outcome.rejected = str(error)
