@@ -20,6 +20,7 @@ imports LlamaIndex; ``import oaicompat`` does not.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncGenerator, Callable, Generator, Sequence
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
@@ -86,6 +87,10 @@ dispatcher = get_dispatcher(__name__)
 StructuredMethod = Literal["auto", "json_schema", "tool", "json_object"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+
+_CLIENTS_LOCK = threading.Lock()
+"""Guards building an instance's core clients on first use."""
+
 _Core = TypeVar("_Core", "Client", "AsyncClient")
 
 
@@ -218,21 +223,27 @@ class OpenAICompatible(FunctionCallingLLM):
         return client_type(options.pop("base_url"), self.model, http_client=http_client, **options)
 
     def _get_client(self) -> Client:
-        connections = self._own_connections()
-        if connections.sync_client is None:
-            from oaicompat.client import Client
+        # Under a lock: threads sharing one LLM would otherwise each build a client,
+        # and all but the one kept would never be closed.
+        with _CLIENTS_LOCK:
+            connections = self._own_connections()
+            if connections.sync_client is None:
+                from oaicompat.client import Client
 
-            connections.sync_client = self._new_client(Client, connections.http_client)
-        return connections.sync_client
+                connections.sync_client = self._new_client(Client, connections.http_client)
+            return connections.sync_client
 
     def _get_aclient(self) -> AsyncClient:
         # The core renews its own pool when the event loop changes (repeated asyncio.run).
-        connections = self._own_connections()
-        if connections.async_client is None:
-            from oaicompat.client import AsyncClient
+        with _CLIENTS_LOCK:
+            connections = self._own_connections()
+            if connections.async_client is None:
+                from oaicompat.client import AsyncClient
 
-            connections.async_client = self._new_client(AsyncClient, connections.async_http_client)
-        return connections.async_client
+                connections.async_client = self._new_client(
+                    AsyncClient, connections.async_http_client
+                )
+            return connections.async_client
 
     def close(self) -> None:
         """Close the sync client's pool (not an injected http_client)."""
