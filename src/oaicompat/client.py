@@ -22,7 +22,6 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import partial
 from time import perf_counter
-from types import TracebackType
 from typing import Any, TypeVar, cast
 
 import httpx
@@ -32,6 +31,7 @@ from oaicompat._client_servers import (
     ServerAwareBase,
     StructuredChatStream,
 )
+from oaicompat._closing import AsyncClosing, Closing
 from oaicompat._transport import (
     ERROR_BODY_LIMIT,
     HTTPX_ERRORS,
@@ -55,7 +55,7 @@ __all__ = ["AsyncClient", "Client"]
 _T = TypeVar("_T")
 
 
-class Client(ServerAwareBase[ChatStream]):
+class Client(ServerAwareBase[ChatStream], Closing):
     """A blocking client for one model on one OpenAI-compatible server.
 
     ``Client(base_url, model, *, api_key=None, timeout=..., max_retries=2,
@@ -126,17 +126,6 @@ class Client(ServerAwareBase[ChatStream]):
         if self._owns_http:
             self._http.close()
 
-    def __enter__(self) -> Client:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
-
     # Sending -------------------------------------------------------------
 
     def _with_retries(self, body: JSONObject, attempt: Callable[[JSONObject], _T]) -> _T:
@@ -196,7 +185,7 @@ class Client(ServerAwareBase[ChatStream]):
         return ChatStream(self, partial(self._with_retries, body, self._open_stream_once))
 
 
-class AsyncClient(ServerAwareBase[AsyncChatStream]):
+class AsyncClient(ServerAwareBase[AsyncChatStream], AsyncClosing):
     """The asyncio twin of `Client`: same arguments, same names, ``await`` where it waits.
 
     ``http_client`` must be an ``httpx.AsyncClient``; ``sleep`` may be a plain
@@ -291,17 +280,6 @@ class AsyncClient(ServerAwareBase[AsyncChatStream]):
                 await self._close_stale_pool()
             else:
                 await self._http.aclose()
-
-    async def __aenter__(self) -> AsyncClient:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     # Sending -------------------------------------------------------------
 

@@ -18,12 +18,12 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator, Iterator
 from contextlib import contextmanager
 from time import perf_counter
-from types import TracebackType
 from typing import TYPE_CHECKING
 
 import httpx
 
 from oaicompat import _json
+from oaicompat._closing import AsyncClosing, Closing
 from oaicompat._transport import HTTPX_ERRORS, BoundedBody
 from oaicompat.errors import StreamError
 from oaicompat.protocol import StreamParser
@@ -199,7 +199,7 @@ class _StreamBase:
         return self._core.response is None and self._core.error is None and not self._closed
 
 
-class ChatStream(_StreamBase):
+class ChatStream(_StreamBase, Closing):
     """A streamed answer: ``with client.stream(messages) as stream: for chunk in stream: ...``."""
 
     def __init__(self, client: ClientBase, open_response: Callable[[], httpx.Response]) -> None:
@@ -243,14 +243,6 @@ class ChatStream(_StreamBase):
         self._open()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
-
     def __iter__(self) -> Iterator[ChatChunk]:
         if self._chunks is None:
             self._check_usable()
@@ -276,7 +268,7 @@ class ChatStream(_StreamBase):
             self._http_response.close()
 
 
-class AsyncChatStream(_StreamBase):
+class AsyncChatStream(_StreamBase, AsyncClosing):
     """``async with aclient.stream(messages) as stream: async for chunk in stream: ...``."""
 
     def __init__(
@@ -322,14 +314,6 @@ class AsyncChatStream(_StreamBase):
     async def __aenter__(self) -> AsyncChatStream:
         await self._open()
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def __aiter__(self) -> AsyncIterator[ChatChunk]:
         if self._chunks is None:
