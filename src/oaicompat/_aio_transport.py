@@ -222,10 +222,10 @@ class _Connection(asyncio.Protocol):
                 scanned = len(data)
                 data = data + piece if data else piece
                 end = data.find(b"\r\n\r\n", max(0, scanned - 3))
+                if end > MAX_HEAD_BYTES or (end < 0 and len(data) > MAX_HEAD_BYTES):
+                    raise httpx.RemoteProtocolError("the response head is too large")
                 if end >= 0:
                     break
-                if len(data) > MAX_HEAD_BYTES:
-                    raise httpx.RemoteProtocolError("the response head is too large")
             self.unread(data[end + 4 :])
             head = parse_response_head(data[:end])
             # 1xx answers (100 Continue, 103 Early Hints) come before the real one.
@@ -388,8 +388,12 @@ class AioTransport(httpx.AsyncBaseTransport):
     @property
     def connections(self) -> list[_Connection]:
         """Every connection the pool holds, busy or idle (for tests and diagnostics)."""
-        idle = [conn for stack in self._idle.values() for conn in stack]
-        return [*self._busy, *idle]
+        return [*self._busy, *self.idle_connections]
+
+    @property
+    def idle_connections(self) -> list[_Connection]:
+        """Connections kept open for reuse, the next one to be reused last per origin."""
+        return [conn for stack in self._idle.values() for conn in stack]
 
     @property
     def waiting_requests(self) -> int:
