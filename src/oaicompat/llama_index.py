@@ -488,20 +488,14 @@ class OpenAICompatible(FunctionCallingLLM):
         messages = self._extend_messages(prompt.format_messages(llm=self, **prompt_args))
         return messages, structured_kwargs(output_cls, self.structured_output_method, llm_kwargs)
 
-    def _start_prediction(
-        self,
-        output_cls: type[Model],
-        prompt: PromptTemplate,
-        llm_kwargs: dict[str, Any] | None,
-        prompt_args: dict[str, Any],
-    ) -> tuple[list[ChatMessage], dict[str, Any]]:
-        """Announce a structured prediction to instrumentation; its request."""
+    def _announce_prediction(
+        self, output_cls: type[Model], prompt: PromptTemplate, prompt_args: dict[str, Any]
+    ) -> None:
         dispatcher.event(
             LLMStructuredPredictStartEvent(
                 output_cls=output_cls, template=prompt, template_args=prompt_args
             )
         )
-        return self._structured_request(output_cls, prompt, llm_kwargs, prompt_args)
 
     def _finish_prediction(self, response: ChatResponse, output_cls: type[Model]) -> Model:
         """The value of a structured prediction, announced to instrumentation."""
@@ -521,7 +515,8 @@ class OpenAICompatible(FunctionCallingLLM):
                 output_cls, prompt, llm_kwargs, **prompt_args
             )
             return fallback
-        messages, kwargs = self._start_prediction(output_cls, prompt, llm_kwargs, prompt_args)
+        self._announce_prediction(output_cls, prompt, prompt_args)
+        messages, kwargs = self._structured_request(output_cls, prompt, llm_kwargs, prompt_args)
         return self._finish_prediction(self.chat(messages, **kwargs), output_cls)
 
     async def astructured_predict(
@@ -536,7 +531,8 @@ class OpenAICompatible(FunctionCallingLLM):
                 output_cls, prompt, llm_kwargs, **prompt_args
             )
             return afallback
-        messages, kwargs = self._start_prediction(output_cls, prompt, llm_kwargs, prompt_args)
+        self._announce_prediction(output_cls, prompt, prompt_args)
+        messages, kwargs = self._structured_request(output_cls, prompt, llm_kwargs, prompt_args)
         return self._finish_prediction(await self.achat(messages, **kwargs), output_cls)
 
     def _structured_stream_call(
