@@ -319,9 +319,20 @@ class ClientBase:
         )
 
     def _new_http_client(self, http2: bool) -> httpx.Client | httpx.AsyncClient:
+        mounts: dict[str, Any] | None = None
+        if self._http_client_type is httpx.AsyncClient:
+            # Plain-http servers (local ones) get the asyncio-native transport, much
+            # cheaper per request than httpcore's; https stays with httpx's.
+            from oaicompat._aio_transport import owned_client_mounts
+
+            mounts = owned_client_mounts(DEFAULT_LIMITS, http2=http2)
         try:
             return self._http_client_type(
-                timeout=self._timeout, limits=DEFAULT_LIMITS, http2=http2, follow_redirects=False
+                timeout=self._timeout,
+                limits=DEFAULT_LIMITS,
+                http2=http2,
+                follow_redirects=False,
+                mounts=mounts,
             )
         except ImportError as exc:
             raise ImportError(
