@@ -177,7 +177,7 @@ def response(
     return ("\r\n".join(head) + "\r\n\r\n").encode() + body
 
 
-def chunked_head(status: str = "200 OK", headers: dict[str, str] | None = None) -> bytes:
+def chunked_head(headers: dict[str, str] | None = None, status: str = "200 OK") -> bytes:
     head = [f"HTTP/1.1 {status}", "Transfer-Encoding: chunked"]
     head += [f"{name}: {value}" for name, value in (headers or {}).items()]
     return ("\r\n".join(head) + "\r\n\r\n").encode()
