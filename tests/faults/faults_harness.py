@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 
 from oaicompat import AsyncChatStream, AsyncClient, ChatChunk, ChatResponse, ChatStream, Client
+from oaicompat._aio_transport import AioTransport
 from oaicompat._json import dumps
 from oaicompat.testing import ScriptedServer
 
@@ -126,22 +127,30 @@ def refused_url() -> str:
 
 @dataclass
 class PoolState:
-    """What an httpx client's connection pool holds right now."""
+    """What the connection pool behind a client holds right now."""
 
     connections: list[Any] = field(default_factory=list)
+    busy: list[Any] = field(default_factory=list)
+    """Connections serving or reserved for a request."""
     waiting_requests: int = 0
-
-    @property
-    def busy(self) -> list[Any]:
-        """Connections serving or reserved for a request: neither idle nor closed."""
-        return [c for c in self.connections if not c.is_idle() and not c.is_closed()]
 
 
 def pool_state(client: AnyClient) -> PoolState:
-    """The state of the pool behind a core client (httpx's default transport and httpcore)."""
-    http = client._http
-    pool = http._transport._pool  # type: ignore[union-attr]
-    return PoolState(list(pool.connections), len(pool._requests))
+    """The state of the pool that serves the client's chat URL, whichever transport it is.
+
+    Owned async clients send ``http://`` through oaicompat's own `AioTransport`;
+    everything else goes through httpx's default transport and its httpcore pool.
+    """
+    transport = client._http._transport_for_url(client._chat_url)
+    if isinstance(transport, AioTransport):
+        idle = transport.idle_connections
+        connections = transport.connections
+        busy = [c for c in connections if all(c is not i for i in idle) and not c.is_closed()]
+        return PoolState(connections, busy, transport.waiting_requests)
+    pool = transport._pool  # type: ignore[attr-defined]
+    connections = list(pool.connections)
+    busy = [c for c in connections if not c.is_idle() and not c.is_closed()]
+    return PoolState(connections, busy, len(pool._requests))
 
 
 def assert_pool_released(client: AnyClient) -> None:

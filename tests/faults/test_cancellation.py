@@ -12,8 +12,7 @@ import asyncio
 import gc
 import itertools
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 import pytest
 from faults_harness import (
@@ -28,6 +27,7 @@ from faults_harness import (
 )
 
 from oaicompat import AsyncClient, Client
+from oaicompat._aio_transport import OPT_OUT_ENV
 
 PROMPT = unique_prompt(0, words=60)
 """Echoed back in 60-odd chunks: any abandonment happens with most of the answer unsent."""
@@ -35,18 +35,6 @@ PROMPT = unique_prompt(0, words=60)
 
 class ConsumerFailed(Exception):
     """Raised by a test's own loop body, standing for a bug in the caller's code."""
-
-
-if sys.version_info >= (3, 11):
-
-    async def within(seconds: float, work: Coroutine[Any, Any, Any]) -> Any:
-        async with asyncio.timeout(seconds):
-            return await work
-
-else:  # pragma: no cover - Python 3.10
-
-    async def within(seconds: float, work: Coroutine[Any, Any, Any]) -> Any:
-        return await asyncio.wait_for(work, seconds)
 
 
 # One way of walking away each --------------------------------------------------------
@@ -144,19 +132,47 @@ async def cancel_task(client: AsyncClient) -> int:
     return seen
 
 
-async def time_out(client: AsyncClient) -> int:
+class Progress:
+    """How many chunks a consumer saw, readable after it was cancelled."""
+
     seen = 0
 
-    async def consume() -> None:
-        nonlocal seen
-        async with client.stream(PROMPT) as stream:
-            async for _ in stream:
-                seen += 1
-                await asyncio.sleep(0.002)
 
-    with pytest.raises(TimeoutError):
-        await within(0.01, consume())
-    return seen
+if sys.version_info >= (3, 11):
+
+    async def read_past_a_deadline(client: AsyncClient, progress: Progress) -> None:
+        # The deadline is set once the first chunk is in, so it always lands mid-answer.
+        async with asyncio.timeout(None) as deadline:
+            async with client.stream(PROMPT) as stream:
+                async for _ in stream:
+                    progress.seen += 1
+                    if progress.seen == 1:
+                        deadline.reschedule(asyncio.get_running_loop().time() + 0.01)
+                    await asyncio.sleep(0.002)
+
+else:  # pragma: no cover - Python 3.10 has no asyncio.timeout
+
+    async def read_past_a_deadline(client: AsyncClient, progress: Progress) -> None:
+        first_chunk = asyncio.Event()
+
+        async def consume() -> None:
+            async with client.stream(PROMPT) as stream:
+                async for _ in stream:
+                    progress.seen += 1
+                    first_chunk.set()
+                    await asyncio.sleep(0.002)
+
+        task = asyncio.ensure_future(consume())
+        await first_chunk.wait()
+        await asyncio.wait_for(task, 0.01)
+
+
+async def time_out(client: AsyncClient) -> int:
+    progress = Progress()
+    # asyncio.TimeoutError is the builtin TimeoutError from 3.11 on, its own class before.
+    with pytest.raises(asyncio.TimeoutError):
+        await read_past_a_deadline(client, progress)
+    return progress.seen
 
 
 SYNC_WAYS: dict[str, Callable[[Client], int]] = {
@@ -207,10 +223,13 @@ async def test_sync_stream_abandoned_releases_its_connection(
         await way.close()
 
 
+@pytest.mark.parametrize("transport", ["aio", "httpx"])
 @pytest.mark.parametrize("name", list(ASYNC_WAYS))
 async def test_async_stream_abandoned_releases_its_connection(
-    echo_server: ScriptedServer, name: str
+    echo_server: ScriptedServer, name: str, transport: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Owned async pools use oaicompat's own transport for http://; httpx's is the fallback.
+    monkeypatch.setenv(OPT_OUT_ENV, "1" if transport == "httpx" else "0")
     way = Way(is_async=True)
     try:
         client = way.client(echo_server.base_url)
