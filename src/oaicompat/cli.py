@@ -82,7 +82,7 @@ def _server_options() -> argparse.ArgumentParser:
         "--timeout",
         type=_positive_float,
         metavar="SECONDS",
-        help="read timeout, also the longest wait between streamed chunks (default 300)",
+        help="longest wait for the server to answer, and between streamed chunks (default 300)",
     )
     group.add_argument(
         "--scripted",

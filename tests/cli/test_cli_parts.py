@@ -114,3 +114,13 @@ def test_import_oaicompat_does_not_import_the_cli_or_display() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert completed.stdout.strip() == "[]"
+
+
+def test_timeout_flag_bounds_answers_but_not_connecting() -> None:
+    from oaicompat._cli.target import Target
+
+    with Target("http://127.0.0.1:9/v1", "m", None, timeout=900.0).client() as client:
+        assert client.timeout.read == 900.0
+        assert client.timeout.connect == 10.0
+    with Target("http://127.0.0.1:9/v1", "m", None).client() as client:
+        assert client.timeout.read == 300.0

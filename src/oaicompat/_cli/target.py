@@ -16,7 +16,10 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import httpx
+
 from oaicompat._cli.console import Console
+from oaicompat._transport import DEFAULT_TIMEOUT
 from oaicompat.client import AsyncClient, Client
 from oaicompat.discovery import ServerInfo, detect_local_servers
 from oaicompat.profiles import ServerProfile, get_profile, preset_for_url
@@ -77,7 +80,8 @@ class Target:
     def _client_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"api_key": self.api_key, "profile": self.profile}
         if self.timeout is not None:
-            kwargs["timeout"] = self.timeout
+            # A server that is not there should still fail fast, however long answers may take.
+            kwargs["timeout"] = httpx.Timeout(self.timeout, connect=DEFAULT_TIMEOUT.connect)
         return kwargs
 
     def client(self, model: str | None = None) -> Client:
