@@ -62,7 +62,30 @@ def owned_client_mounts(
     proxies = getproxies()
     if proxies.get("http") or proxies.get("all"):
         return None
-    return {"http://": AioTransport(limits)}
+    transport = AioTransport(limits)
+    mounts: dict[str, httpx.AsyncBaseTransport] = {"http://": transport}
+    for pattern in _no_proxy_patterns():
+        mounts[pattern] = transport
+    return mounts
+
+
+def _no_proxy_patterns() -> list[str]:
+    """``http://`` patterns for the hosts in ``NO_PROXY``.
+
+    httpx mounts "no proxy, use the default transport" for each of them, and those
+    mounts are more specific than ``http://``: without patterns of our own, the
+    common ``NO_PROXY=localhost,127.0.0.1`` would send local servers back to httpcore.
+    """
+    try:
+        from httpx._utils import get_environment_proxies
+    except ImportError:  # a private helper; without it NO_PROXY hosts keep httpx's transport
+        return []
+    patterns = []
+    for key, proxy in get_environment_proxies().items():
+        scheme, _, rest = key.partition("://")
+        if proxy is None and scheme in ("all", "http"):
+            patterns.append(f"http://{rest}")
+    return patterns
 
 
 def _time_out(waiter: asyncio.Future[bool]) -> None:

@@ -25,7 +25,15 @@ def server() -> Iterator[ScriptedServer]:
 
 @pytest.fixture(autouse=True)
 def _plain_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in (OPT_OUT_ENV, "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+    for name in (
+        OPT_OUT_ENV,
+        "HTTP_PROXY",
+        "http_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+        "NO_PROXY",
+        "no_proxy",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -69,6 +77,21 @@ async def test_environment_opt_out_and_proxies(
     monkeypatch.setenv(variable, value)
     async with AsyncClient("http://127.0.0.1:9/v1", "m") as client:
         assert isinstance(transport_for(client, client.base_url), AioTransport) is expected
+
+
+@pytest.mark.parametrize(
+    "no_proxy", ["127.0.0.1,localhost", "localhost, 127.0.0.1", ".local,127.0.0.1,::1"]
+)
+async def test_no_proxy_hosts_still_get_aio_transport(
+    monkeypatch: pytest.MonkeyPatch, server: ScriptedServer, no_proxy: str
+) -> None:
+    # httpx mounts its default transport for every NO_PROXY host, more specific than http://.
+    monkeypatch.setenv("NO_PROXY", no_proxy)
+    async with AsyncClient(server.base_url, "scripted-model") as client:
+        transport = transport_for(client, server.base_url)
+        assert isinstance(transport, AioTransport)
+        assert (await client.chat("hi")).content == "You said: hi"
+        assert len(transport.idle_connections) == 1
 
 
 async def test_http2_and_sync_clients_keep_httpx_transport() -> None:
