@@ -184,12 +184,14 @@ def warn_if_clear_text(url: httpx.URL) -> None:
 
 
 def scrub_secret(value: Any, secret: str) -> Any:
-    """``value`` with ``secret`` replaced by stars in every string it holds (dicts, lists,
-    tuples); anything else, and anything without the secret, comes back as the same object."""
+    """``value`` with ``secret`` replaced by stars in every string or bytes it holds (dicts,
+    lists, tuples); anything else, and anything without the secret, comes back as is."""
     if not _mentions(value, secret):
         return value
     if isinstance(value, str):
         return value.replace(secret, "***")
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).replace(secret.encode(), b"***")
     if isinstance(value, Mapping):
         return {scrub_secret(k, secret): scrub_secret(v, secret) for k, v in value.items()}
     scrubbed = [scrub_secret(item, secret) for item in value]
@@ -199,6 +201,8 @@ def scrub_secret(value: Any, secret: str) -> Any:
 def _mentions(value: Any, secret: str) -> bool:
     if isinstance(value, str):
         return secret in value
+    if isinstance(value, (bytes, bytearray)):
+        return secret.encode() in value
     if isinstance(value, Mapping):
         return any(_mentions(k, secret) or _mentions(v, secret) for k, v in value.items())
     if isinstance(value, (list, tuple)):
@@ -507,11 +511,14 @@ class ClientBase:
         except ValueError:
             content_type = response.headers.get("content-type", "no content type")
             server_says = extract_server_message(content) or "empty body"
-            raise ResponseParseError(
+            error = ResponseParseError(
                 f"expected a JSON chat completion, got {content_type} ({status}): {server_says}",
                 body=content.decode("utf-8", "replace")[:ERROR_BODY_LIMIT],
                 status_code=status,
-            ) from None
+            )
+            # A captive portal or a debugging proxy may print the request's headers.
+            self._redact(error)
+            raise error from None
         try:
             result = parse_response(data, self._profile)
         except OAICompatError as error:
