@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterator
+
 import pytest
 from cli_helpers import Result, Run
 
@@ -24,6 +27,21 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     # A developer's own settings must not change what these tests see.
     for name in OAICOMPAT_ENV:
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _owned_event_loop() -> Iterator[None]:
+    """A current event loop that the test closes.
+
+    The demo's LlamaIndex section runs coroutines through LlamaIndex's sync helpers,
+    which call ``asyncio.get_event_loop()`` and so create a loop that nobody closes;
+    they get this one instead, and no unclosed loop is left for a later test's GC.
+    """
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    yield
+    asyncio.set_event_loop(None)
+    loop.close()
 
 
 @pytest.fixture
