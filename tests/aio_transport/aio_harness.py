@@ -102,6 +102,9 @@ class Peer:
 
 Handler = Callable[[Peer], Awaitable[None]]
 
+MakeClient = Callable[..., httpx.AsyncClient]
+"""The ``make_client`` fixture: ``make_client(timeout=..., **httpx_limits)``."""
+
 
 class RawServer:
     """``async with RawServer(handler) as server: ... server.url ...``."""

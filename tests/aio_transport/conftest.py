@@ -6,14 +6,13 @@ import contextlib
 import gc
 import socket
 import warnings
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
+from aio_harness import MakeClient
 
 from oaicompat._aio_transport import AioTransport
-
-MakeClient = Callable[..., httpx.AsyncClient]
 
 
 @pytest.fixture(autouse=True)

@@ -8,6 +8,7 @@ import random
 import httpx
 import pytest
 from aio_harness import (
+    MakeClient,
     Peer,
     RawServer,
     answering,
@@ -17,7 +18,6 @@ from aio_harness import (
     pool_of,
     response,
 )
-from conftest import MakeClient
 
 
 async def endless_stream(peer: Peer) -> None:

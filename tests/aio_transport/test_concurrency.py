@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import httpx
-from aio_harness import Peer, RawServer, assert_pool_idle, chunk, chunked_head
-from conftest import MakeClient
+from aio_harness import MakeClient, Peer, RawServer, assert_pool_idle, chunk, chunked_head
 
 from oaicompat import AsyncClient
 from oaicompat._aio_transport import AioTransport

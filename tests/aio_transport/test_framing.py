@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from aio_harness import (
+    MakeClient,
     Peer,
     RawServer,
     Request,
@@ -19,7 +20,6 @@ from aio_harness import (
     pool_of,
     response,
 )
-from conftest import MakeClient
 
 
 def byte_by_byte(data: bytes) -> list[bytes]:

@@ -7,6 +7,7 @@ import asyncio
 import httpx
 import pytest
 from aio_harness import (
+    MakeClient,
     Peer,
     RawServer,
     Request,
@@ -17,7 +18,6 @@ from aio_harness import (
     pool_of,
     response,
 )
-from conftest import MakeClient
 
 
 def echo_path(request: Request) -> bytes:

@@ -7,9 +7,17 @@ import socket
 
 import httpx
 import pytest
-from aio_harness import Peer, RawServer, answering, assert_pool_idle, chunk, chunked_head, pool_of
+from aio_harness import (
+    MakeClient,
+    Peer,
+    RawServer,
+    answering,
+    assert_pool_idle,
+    chunk,
+    chunked_head,
+    pool_of,
+)
 from aio_harness import response as full_response
-from conftest import MakeClient
 
 
 def free_port() -> int:
