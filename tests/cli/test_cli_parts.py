@@ -52,9 +52,9 @@ def test_console_dims_asides_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch)
 
     monkeypatch.delenv("NO_COLOR", raising=False)
     terminal, piped = Terminal(), io.StringIO()
-    Console(out=piped, err=terminal).aside("usage")
+    Console(out=piped, err=terminal).note("usage")
     Console(out=terminal, err=piped).aside("usage")
-    assert terminal.getvalue() == "\x1b[2musage\x1b[0m"
+    assert terminal.getvalue() == "\x1b[2musage\x1b[0m\n"
     assert piped.getvalue() == "usage"
 
     monkeypatch.setenv("NO_COLOR", "1")

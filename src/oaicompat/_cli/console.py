@@ -45,7 +45,11 @@ class Console:
 
     def aside(self, text: str) -> None:
         """Secondary text (reasoning, usage), dim on a terminal, on stderr."""
-        self.err.write(f"{_DIM}{text}{_RESET}" if self.color and text.strip() else text)
+        if self.color and text.strip():
+            # Reset before the line ends, so no terminal carries the dimming to the next line.
+            body = text.rstrip("\n")
+            text = f"{_DIM}{body}{_RESET}{text[len(body) :]}"
+        self.err.write(text)
         self.err.flush()
 
     def note(self, text: str) -> None:
