@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterator
-
 import pytest
 from cli_helpers import Result, Run
 
@@ -30,18 +27,8 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _owned_event_loop() -> Iterator[None]:
-    """A current event loop that the test closes.
-
-    The demo's LlamaIndex section runs coroutines through LlamaIndex's sync helpers,
-    which call ``asyncio.get_event_loop()`` and so create a loop that nobody closes;
-    they get this one instead, and no unclosed loop is left for a later test's GC.
-    """
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    yield
-    asyncio.set_event_loop(None)
-    loop.close()
+def _owned_event_loop(owned_event_loop: None) -> None:
+    """The demo's LlamaIndex section runs through LlamaIndex's sync helpers (see the fixture)."""
 
 
 @pytest.fixture

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 import shlex
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -80,20 +78,6 @@ def _close_everything(namespace: dict[str, Any]) -> None:
         close = getattr(value, "close", None)
         if callable(close) and type(value).__module__.startswith("oaicompat"):
             close()
-
-
-@pytest.fixture
-def owned_event_loop() -> Iterator[None]:
-    """A current event loop that this test closes.
-
-    LlamaIndex's sync calls run coroutines on ``asyncio.get_event_loop()``, which
-    creates a loop that nobody closes; they get this one instead.
-    """
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    yield
-    asyncio.set_event_loop(None)
-    loop.close()
 
 
 @pytest.mark.usefixtures("owned_event_loop")

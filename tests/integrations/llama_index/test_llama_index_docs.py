@@ -15,6 +15,7 @@ DOC_URL = "http://localhost:11434/v1"
 PYTHON_BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
 
 
+@pytest.mark.usefixtures("owned_event_loop")
 def test_every_python_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
     blocks = PYTHON_BLOCK.findall(DOC.read_text(encoding="utf-8"))
     assert len(blocks) >= 5, "setup, query engine, agent, streaming and structured output"
