@@ -15,14 +15,13 @@ but sending, reading and sleeping is shared in ``_transport.ClientBase``.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import inspect
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import partial
 from time import perf_counter
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import httpx
 
@@ -49,6 +48,9 @@ from oaicompat.errors import OAICompatError
 from oaicompat.streaming import AsyncChatStream, ChatStream
 from oaicompat.structured import MethodArg, StructuredSpec
 from oaicompat.types import ChatResponse, JSONObject, Message
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["AsyncClient", "Client"]
 
@@ -206,6 +208,8 @@ class AsyncClient(ServerAwareBase[AsyncChatStream], AsyncClosing):
         Pooled connections belong to the loop that opened them; a notebook that
         calls ``asyncio.run`` twice would otherwise get "Event loop is closed".
         """
+        import asyncio  # here, not at module level: it adds ~40 ms to `import oaicompat`
+
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # not asyncio (e.g. trio): nothing is bound to a loop this way
@@ -213,6 +217,12 @@ class AsyncClient(ServerAwareBase[AsyncChatStream], AsyncClosing):
         if self._pool_loop is None:
             self._pool_loop = loop
         return self._owns_http and self._pool_loop is not loop
+
+    @staticmethod
+    def _running_loop() -> asyncio.AbstractEventLoop:
+        import asyncio
+
+        return asyncio.get_running_loop()
 
     async def _close_stale_pool(self) -> None:
         with contextlib.suppress(Exception):
@@ -223,7 +233,7 @@ class AsyncClient(ServerAwareBase[AsyncChatStream], AsyncClosing):
         if self._pool_is_stale():
             await self._close_stale_pool()
             self._http_base = self._new_http_client(self._http2)
-            self._pool_loop = asyncio.get_running_loop()
+            self._pool_loop = self._running_loop()
         return self._http
 
     async def chat(
@@ -295,6 +305,8 @@ class AsyncClient(ServerAwareBase[AsyncChatStream], AsyncClosing):
                 if delay is None:
                     raise
             if delay > 0:
+                import asyncio
+
                 waited = (self._sleep or asyncio.sleep)(delay)
                 if inspect.isawaitable(waited):
                     await waited

@@ -21,9 +21,7 @@ page, a 404 on ``/models``), the error says what to check.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -422,6 +420,9 @@ def detect_local_servers(timeout: float = 0.3) -> list[ServerInfo]:
         except OAICompatError as error:
             return _unreadable(error, base_url, names)
 
+    # Imported here: concurrent.futures adds ~13 ms to `import oaicompat`.
+    from concurrent.futures import ThreadPoolExecutor
+
     # No proxy from the environment: a loopback probe must not travel anywhere.
     with (
         httpx.Client(timeout=limit, trust_env=False) as http,
@@ -444,6 +445,8 @@ async def adetect_local_servers(timeout: float = 0.3) -> list[ServerInfo]:
             return await run_async(server_info_flow(base_url), http, base_url, timeout=limit)
         except OAICompatError as error:
             return _unreadable(error, base_url, names)
+
+    import asyncio
 
     async with httpx.AsyncClient(timeout=limit, trust_env=False) as http:
         found = await asyncio.gather(*(probe(http, url, names) for url, names in candidates))
