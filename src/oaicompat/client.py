@@ -16,7 +16,6 @@ but sending, reading and sleeping is shared in ``_transport.ClientBase``.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import partial
@@ -308,7 +307,8 @@ class AsyncClient(ServerAwareBase[AsyncChatStream], AsyncClosing):
                 import asyncio
 
                 waited = (self._sleep or asyncio.sleep)(delay)
-                if inspect.isawaitable(waited):
+                # Not inspect.isawaitable: importing inspect adds ~14 ms to `import oaicompat`.
+                if hasattr(waited, "__await__"):
                     await waited
 
     async def _open(self, body: JSONObject, *, stream: bool) -> httpx.Response:
