@@ -1,9 +1,11 @@
 """The chat-completions protocol without I/O: request bodies in, responses and chunks out.
 
-``build_body`` writes the request a profile's server accepts;
+``build_body`` writes the request a profile's server accepts
+(``build_completion_body`` the same for the legacy ``/completions`` endpoint);
 ``parse_response`` turns a completion into a ``ChatResponse``; ``StreamParser``
 turns the bytes of a stream into ``ChatChunk`` objects and, at the end, the
-same ``ChatResponse`` a non-streamed call would have produced.
+same ``ChatResponse`` a non-streamed call would have produced. Legacy text
+completions (``choices[0].text``) are read by both, streamed or not.
 
 The stream path runs once per token, so it works on plain dicts from the JSON
 parser, touches each field once and builds no intermediate objects beyond the
@@ -33,6 +35,7 @@ from oaicompat.usage import usage_from_payload
 __all__ = [
     "StreamParser",
     "build_body",
+    "build_completion_body",
     "normalize_finish_reason",
     "parse_response",
     "split_content",
@@ -85,7 +88,52 @@ def build_body(
 ) -> JSONObject:
     """The JSON body for one request. Options left as None are not sent at all."""
     body: JSONObject = {"model": model, "messages": list(messages)}
-    preferred = profile.max_tokens_param
+    _merge_params(body, defaults, params, preferred=profile.max_tokens_param)
+    if tools:
+        body["tools"] = [_tool(tool) for tool in tools]
+    if tool_choice is not None:
+        body["tool_choice"] = _tool_choice(tool_choice)
+    if parallel_tool_calls is not None and profile.supports_parallel_tool_calls:
+        body["parallel_tool_calls"] = parallel_tool_calls
+    if response_format is not None:
+        body["response_format"] = response_format
+    return _conform_stream(body, profile, stream)
+
+
+def build_completion_body(
+    *,
+    model: str,
+    prompt: str,
+    profile: ServerProfile,
+    defaults: Mapping[str, Any],
+    stream: bool,
+    params: Mapping[str, Any],
+) -> JSONObject:
+    """The JSON body for one request to the legacy text ``/completions`` endpoint.
+
+    Merged like `build_body`'s, except that the output limit is spelled
+    ``max_tokens``: the legacy endpoint never took ``max_completion_tokens``
+    (the models that need it are chat-only), so a profile's chat spelling is
+    used only once the server is known to refuse ``max_tokens``.
+    """
+    if not isinstance(prompt, str):
+        raise TypeError(f"prompt must be a string, got {type(prompt).__name__}")
+    body: JSONObject = {"model": model, "prompt": prompt}
+    refused = "max_tokens" in profile.unsupported_params
+    _merge_params(
+        body, defaults, params, preferred=profile.max_tokens_param if refused else "max_tokens"
+    )
+    return _conform_stream(body, profile, stream)
+
+
+def _merge_params(
+    body: JSONObject,
+    defaults: Mapping[str, Any],
+    params: Mapping[str, Any],
+    *,
+    preferred: str,
+) -> None:
+    """Defaults, then per-call params, into ``body``; None unsets a key."""
     other = "max_completion_tokens" if preferred == "max_tokens" else "max_tokens"
     for source in (defaults, params):
         for key, value in source.items():
@@ -99,14 +147,10 @@ def build_body(
                 body.pop(key, None)
             else:
                 body[key] = value
-    if tools:
-        body["tools"] = [_tool(tool) for tool in tools]
-    if tool_choice is not None:
-        body["tool_choice"] = _tool_choice(tool_choice)
-    if parallel_tool_calls is not None and profile.supports_parallel_tool_calls:
-        body["parallel_tool_calls"] = parallel_tool_calls
-    if response_format is not None:
-        body["response_format"] = response_format
+
+
+def _conform_stream(body: JSONObject, profile: ServerProfile, stream: bool) -> JSONObject:
+    """``body`` with the stream flags the profile wants and without refused params."""
     if stream:
         body["stream"] = True
         if profile.stream_usage and profile.supports_stream_options:
@@ -212,7 +256,8 @@ def _str_or_none(value: Any) -> str | None:
 
 
 class StreamParser:
-    """Bytes of an SSE chat stream in; chunks out; the whole response at the end."""
+    """Bytes of an SSE chat (or legacy text-completion) stream in; chunks out; the whole
+    response at the end."""
 
     def __init__(
         self, profile: ServerProfile, *, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
@@ -232,6 +277,7 @@ class StreamParser:
         self._fingerprint: str | None = None
         self._created: Any = None
         self._started = False
+        self._text_completion = False
 
     def feed(self, data: bytes) -> list[ChatChunk]:
         """Decode ``data`` and return the chunks it completed."""
@@ -259,17 +305,23 @@ class StreamParser:
         content = "".join(self._content)
         reasoning = "".join(self._reasoning) or None
         tool_calls = self._tools.calls()
-        message: JSONObject = {"role": "assistant", "content": content}
-        if reasoning is not None:
-            message["reasoning_content"] = reasoning
-        if tool_calls:
-            message["tool_calls"] = [call.to_openai_dict() for call in tool_calls]
+        choice: JSONObject = {"index": 0}
+        if self._text_completion:
+            choice["text"] = content
+        else:
+            message: JSONObject = {"role": "assistant", "content": content}
+            if reasoning is not None:
+                message["reasoning_content"] = reasoning
+            if tool_calls:
+                message["tool_calls"] = [call.to_openai_dict() for call in tool_calls]
+            choice["message"] = message
+        choice["finish_reason"] = self._finish_reason
         raw: JSONObject = {
             "id": self._id,
-            "object": "chat.completion",
+            "object": "text_completion" if self._text_completion else "chat.completion",
             "created": self._created,
             "model": self._model,
-            "choices": [{"index": 0, "message": message, "finish_reason": self._finish_reason}],
+            "choices": [choice],
         }
         if self._fingerprint is not None:
             raw["system_fingerprint"] = self._fingerprint
@@ -337,7 +389,14 @@ class StreamParser:
         choice = choices[0]
         delta = choice.get("delta") or choice.get("message")
         if not isinstance(delta, dict):
-            delta = {}
+            # Reached by chat finish chunks (empty delta) and by every chunk of a
+            # legacy /completions stream, which puts its text on the choice itself.
+            text = choice.get("text")
+            if isinstance(text, str):
+                self._text_completion = True
+                delta = {"content": text}
+            else:
+                delta = {}
         content = delta.get("content")
         reasoning = ""
         tool_deltas: list[ToolCallDelta] = []
