@@ -278,18 +278,36 @@ class StreamParser:
         self._created: Any = None
         self._started = False
         self._text_completion = False
+        self._pending_error: StreamError | None = None
 
     def feed(self, data: bytes) -> list[ChatChunk]:
         """Decode ``data`` and return the chunks it completed."""
+        if self._pending_error is not None:
+            raise self._pending_error
         try:
             events = self._decoder.feed(data)
         except StreamError as exc:
             exc.partial = self.partial()
             raise
-        return [chunk for event in events if (chunk := self._event(event)) is not None]
+        chunks: list[ChatChunk] = []
+        for event in events:
+            try:
+                chunk = self._event(event)
+            except StreamError as exc:
+                if not chunks:
+                    raise
+                # Hand over what arrived before the failure first; the caller sees
+                # the error on its next call, as it would had they come apart.
+                self._pending_error = exc
+                break
+            if chunk is not None:
+                chunks.append(chunk)
+        return chunks
 
     def finish(self) -> ChatResponse:
         """End of stream: flush pending text and return the whole response."""
+        if self._pending_error is not None:
+            raise self._pending_error
         for event in self._decoder.close():
             self._event(event)
         if self._splitter is not None:

@@ -8,6 +8,7 @@ one shows up as a text mismatch.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -32,6 +33,8 @@ async def test_a_thousand_concurrent_streams_on_one_async_client(server: Scripte
     client: AsyncClient = way.client(server.base_url)
     in_flight = 0
     most_in_flight = 0
+    overlap = CONCURRENT_STREAMS // 10
+    enough_open = asyncio.Event()
 
     async def one(index: int) -> tuple[str, str, str]:
         nonlocal in_flight, most_in_flight
@@ -39,6 +42,12 @@ async def test_a_thousand_concurrent_streams_on_one_async_client(server: Scripte
         async with client.stream(prompt) as stream:
             in_flight += 1
             most_in_flight = max(most_in_flight, in_flight)
+            if most_in_flight >= overlap:
+                enough_open.set()
+            # Hold the first streams open until many are, so the overlap shown below
+            # does not depend on how fast the server and client happen to be.
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(enough_open.wait(), timeout=10)
             chunks = [chunk async for chunk in stream]
             final = await stream.final()
             in_flight -= 1
@@ -53,7 +62,7 @@ async def test_a_thousand_concurrent_streams_on_one_async_client(server: Scripte
         ]
         assert mismatched == []
         # They really overlapped, rather than running one after another.
-        assert most_in_flight > CONCURRENT_STREAMS // 10
+        assert most_in_flight >= overlap
         received = sorted(request.json["messages"][-1]["content"] for request in server.requests)
         assert received == sorted(prompt for prompt, _, _ in results)
         assert_pool_released(client)

@@ -216,6 +216,21 @@ def test_error_event_by_name() -> None:
     assert caught.value.partial.content == "so far"
 
 
+def test_chunks_before_an_error_in_the_same_read_reach_the_caller_first() -> None:
+    # A server may pack several events into one HTTP chunk: the ones before the
+    # failure are handed over, and the error comes on the next call.
+    parser = StreamParser(PRESETS["generic"])
+    read = stream(CHUNK % b"one", CHUNK % b"two") + b'data: {"error": "boom"}\n\n'
+    chunks = parser.feed(read)
+    assert [chunk.content for chunk in chunks] == ["one", "two"]
+    with pytest.raises(StreamError, match="boom") as caught:
+        parser.feed(stream(CHUNK % b"never"))
+    assert caught.value.partial is not None
+    assert caught.value.partial.content == "onetwo"
+    with pytest.raises(StreamError, match="boom"):
+        parser.finish()
+
+
 @pytest.mark.parametrize(
     "payload",
     [
