@@ -30,7 +30,7 @@ from oaicompat._transport import ClientBase
 from oaicompat.errors import APIStatusError, BadRequestError, InternalServerError, OAICompatError
 from oaicompat.fallback import conform_body, explain_fallback, plan_fallback
 from oaicompat.protocol import build_body
-from oaicompat.streaming import AsyncChatStream, ChatStream
+from oaicompat.streaming import AsyncChatStream, ChatStream, StreamOpening
 from oaicompat.structured import (
     MethodArg,
     StructuredSpec,
@@ -269,7 +269,7 @@ class StructuredChatStream(ChatStream):
         self._spec = spec
         self._sent = body
 
-        def attempt(sent: JSONObject) -> httpx.Response:
+        def attempt(sent: JSONObject) -> StreamOpening:
             self._sent = sent
             return client._open_stream_once(sent)
 
@@ -288,7 +288,7 @@ class AsyncStructuredChatStream(AsyncChatStream):
         self._spec = spec
         self._sent = body
 
-        async def attempt(sent: JSONObject) -> httpx.Response:
+        async def attempt(sent: JSONObject) -> StreamOpening:
             self._sent = sent
             return await client._open_stream_once(sent)
 

@@ -44,7 +44,13 @@ from oaicompat.discovery import (
     server_info_flow,
 )
 from oaicompat.errors import OAICompatError
-from oaicompat.streaming import AsyncChatStream, ChatStream
+from oaicompat.streaming import (
+    AsyncChatStream,
+    ChatStream,
+    StreamOpening,
+    astart_stream,
+    start_stream,
+)
 from oaicompat.structured import MethodArg, StructuredSpec
 from oaicompat.types import ChatResponse, JSONObject, Message
 
@@ -177,8 +183,8 @@ class Client(ServerAwareBase[ChatStream], Closing):
             response.close()
         return self._finish_response(response, content, started)
 
-    def _open_stream_once(self, body: JSONObject) -> httpx.Response:
-        return self._open(body, stream=True)
+    def _open_stream_once(self, body: JSONObject) -> StreamOpening:
+        return start_stream(self, self._open(body, stream=True))
 
     def _new_stream(self, body: JSONObject, spec: StructuredSpec | None) -> ChatStream:
         if spec is not None:
@@ -348,8 +354,8 @@ class AsyncClient(ServerAwareBase[AsyncChatStream], AsyncClosing):
             await response.aclose()
         return self._finish_response(response, content, started)
 
-    async def _open_stream_once(self, body: JSONObject) -> httpx.Response:
-        return await self._open(body, stream=True)
+    async def _open_stream_once(self, body: JSONObject) -> StreamOpening:
+        return await astart_stream(self, await self._open(body, stream=True))
 
     def _new_stream(self, body: JSONObject, spec: StructuredSpec | None) -> AsyncChatStream:
         if spec is not None:

@@ -32,7 +32,7 @@ from oaicompat.types import ChatChunk, ChatResponse, ToolCallDelta
 if TYPE_CHECKING:
     from oaicompat._transport import ClientBase
 
-__all__ = ["AsyncChatStream", "ChatStream"]
+__all__ = ["AsyncChatStream", "ChatStream", "StreamOpening", "astart_stream", "start_stream"]
 
 
 def _is_whole_document(response: httpx.Response) -> bool:
@@ -50,6 +50,98 @@ def _can_read_raw(response: httpx.Response) -> bool:
         return False
     encoding: str = response.headers.get("content-encoding", "identity")
     return encoding.lower() in ("identity", "")
+
+
+class StreamOpening:
+    """A 2xx answer to a stream request, as far as it was read inside the retry loop.
+
+    Whether the answer is an event stream or one whole document (a server that
+    ignored ``stream: true``, by its content type or by a body starting with
+    ``{``) is settled before any chunk reaches the caller. A whole document is
+    read there and then, so an error document inside the 200 raises its typed
+    error where the retry policy still applies; a chat completion becomes
+    ``answer``. An event stream is left for the stream to read, from ``head``
+    (the bytes read to tell) and then ``pieces``.
+
+    A read failing while telling is kept in ``failure`` and raised by the
+    stream: silence after the headers is a cut stream, never a retry.
+    """
+
+    __slots__ = ("_deciding", "answer", "body", "failure", "is_document", "pieces", "response")
+
+    def __init__(self, response: httpx.Response, limit: int) -> None:
+        self.response = response
+        self.body = BoundedBody(limit, response.headers)
+        self.is_document: bool | None = True if _is_whole_document(response) else None
+        self.answer: ChatResponse | None = None
+        self.failure: Exception | None = None
+        self.pieces: Iterator[bytes] | AsyncIterator[bytes] = iter(())
+        self._deciding = b""
+
+    def take(self, piece: bytes) -> bool:
+        """Keep ``piece``; False once the stream can read the rest itself."""
+        if self.is_document is None and (start := piece.lstrip()):
+            self.is_document = start.startswith(b"{")
+            if not self.is_document:
+                self._deciding = piece
+                return False
+        if self.body.add(piece):
+            return True
+        # Past the limit: a document too large, or that much whitespace, which is no stream.
+        self.is_document = True
+        return False
+
+    @property
+    def head(self) -> bytes:
+        """The event-stream bytes read while telling what the answer is."""
+        return b"" if self.is_document else self.body.content + self._deciding
+
+    def settle(self, client: ClientBase) -> None:
+        """For a whole document: its answer, or its typed error, raised here."""
+        if self.is_document and self.failure is None:
+            self.answer = client._finish_response(self.response, self.body, perf_counter())
+
+
+def start_stream(client: ClientBase, response: httpx.Response) -> StreamOpening:
+    """Read as much of ``response`` as it takes to tell what it is (see `StreamOpening`)."""
+    opening = StreamOpening(response, client._max_response_bytes)
+    pieces = response.iter_raw() if _can_read_raw(response) else response.iter_bytes()
+    opening.pieces = pieces
+    try:
+        try:
+            for piece in pieces:
+                if not opening.take(piece):
+                    break
+        except HTTPX_ERRORS as exc:
+            opening.failure = exc
+        opening.settle(client)
+    except BaseException:
+        response.close()
+        raise
+    if opening.answer is not None:
+        response.close()
+    return opening
+
+
+async def astart_stream(client: ClientBase, response: httpx.Response) -> StreamOpening:
+    """`start_stream` for an ``httpx.AsyncClient`` response."""
+    opening = StreamOpening(response, client._max_response_bytes)
+    pieces = response.aiter_raw() if _can_read_raw(response) else response.aiter_bytes()
+    opening.pieces = pieces
+    try:
+        try:
+            async for piece in pieces:
+                if not opening.take(piece):
+                    break
+        except HTTPX_ERRORS as exc:
+            opening.failure = exc
+        opening.settle(client)
+    except BaseException:
+        await response.aclose()
+        raise
+    if opening.answer is not None:
+        await response.aclose()
+    return opening
 
 
 def _response_as_chunk(response: ChatResponse) -> ChatChunk:
@@ -128,8 +220,7 @@ class _StreamCore:
         self.response = response
         return response
 
-    def complete_from_json(self, response: httpx.Response, body: BoundedBody) -> ChatChunk:
-        answer = self._client._finish_response(response, body, self._started)
+    def complete_from_answer(self, answer: ChatResponse) -> ChatChunk:
         self._first_token_at = perf_counter()
         self.response = self._stamp(answer)
         return _response_as_chunk(answer)
@@ -178,7 +269,6 @@ class _StreamCore:
 class _StreamBase:
     def __init__(self, client: ClientBase) -> None:
         self._core = _StreamCore(client)
-        self._limit = client._max_response_bytes
         self._closed = False
 
     @property
@@ -202,42 +292,42 @@ class _StreamBase:
 class ChatStream(_StreamBase, Closing):
     """A streamed answer: ``with client.stream(messages) as stream: for chunk in stream: ...``."""
 
-    def __init__(self, client: ClientBase, open_response: Callable[[], httpx.Response]) -> None:
+    def __init__(self, client: ClientBase, open_response: Callable[[], StreamOpening]) -> None:
         super().__init__(client)
         self._open_response = open_response
-        self._http_response: httpx.Response | None = None
+        self._opening: StreamOpening | None = None
         self._chunks: Generator[ChatChunk, None, None] | None = None
 
-    def _open(self) -> httpx.Response:
-        if self._http_response is None:
+    def _open(self) -> StreamOpening:
+        if self._opening is None:
             self._check_usable()
             self._core.begin()
-            self._http_response = self._open_response()
+            self._opening = self._open_response()
             self._core.attach()
-        return self._http_response
+        return self._opening
 
     def _run(self) -> Generator[ChatChunk, None, None]:
-        response = self._open()
-        core, limit = self._core, self._limit
+        opening = self._open()
+        core = self._core
         # Hold no reference to the stream from here on: a stream dropped mid-loop
         # (``for chunk in client.stream(...): break``) is then freed at once and this
         # generator's ``finally`` releases the connection, not at the next GC cycle.
         del self
         try:
             with core.reading():
-                if _is_whole_document(response):
-                    body = BoundedBody(limit, response.headers)
-                    for piece in response.iter_bytes():
-                        if not body.add(piece):
-                            break
-                    yield core.complete_from_json(response, body)
+                if opening.answer is not None:
+                    yield core.complete_from_answer(opening.answer)
                     return
-                pieces = response.iter_raw() if _can_read_raw(response) else response.iter_bytes()
+                yield from core.feed(opening.head)
+                if opening.failure is not None:
+                    raise opening.failure
+                pieces = opening.pieces
+                assert isinstance(pieces, Iterator)
                 for data in pieces:
                     yield from core.feed(data)
                 core.complete()
         finally:
-            response.close()
+            opening.response.close()
 
     def __enter__(self) -> ChatStream:
         self._open()
@@ -264,52 +354,53 @@ class ChatStream(_StreamBase, Closing):
         self._closed = True
         if self._chunks is not None:
             self._chunks.close()
-        if self._http_response is not None:
-            self._http_response.close()
+        if self._opening is not None:
+            self._opening.response.close()
 
 
 class AsyncChatStream(_StreamBase, AsyncClosing):
     """``async with aclient.stream(messages) as stream: async for chunk in stream: ...``."""
 
     def __init__(
-        self, client: ClientBase, open_response: Callable[[], Awaitable[httpx.Response]]
+        self, client: ClientBase, open_response: Callable[[], Awaitable[StreamOpening]]
     ) -> None:
         super().__init__(client)
         self._open_response = open_response
-        self._http_response: httpx.Response | None = None
+        self._opening: StreamOpening | None = None
         self._chunks: AsyncGenerator[ChatChunk, None] | None = None
 
-    async def _open(self) -> httpx.Response:
-        if self._http_response is None:
+    async def _open(self) -> StreamOpening:
+        if self._opening is None:
             self._check_usable()
             self._core.begin()
-            self._http_response = await self._open_response()
+            self._opening = await self._open_response()
             self._core.attach()
-        return self._http_response
+        return self._opening
 
     async def _run(self) -> AsyncGenerator[ChatChunk, None]:
-        response = await self._open()
-        core, limit = self._core, self._limit
+        opening = await self._open()
+        core = self._core
         # Hold no reference to the stream from here on: a stream dropped mid-loop
         # (``for chunk in client.stream(...): break``) is then freed at once and this
         # generator's ``finally`` releases the connection, not at the next GC cycle.
         del self
         try:
             with core.reading():
-                if _is_whole_document(response):
-                    body = BoundedBody(limit, response.headers)
-                    async for piece in response.aiter_bytes():
-                        if not body.add(piece):
-                            break
-                    yield core.complete_from_json(response, body)
+                if opening.answer is not None:
+                    yield core.complete_from_answer(opening.answer)
                     return
-                pieces = response.aiter_raw() if _can_read_raw(response) else response.aiter_bytes()
+                for chunk in core.feed(opening.head):
+                    yield chunk
+                if opening.failure is not None:
+                    raise opening.failure
+                pieces = opening.pieces
+                assert isinstance(pieces, AsyncIterator)
                 async for data in pieces:
                     for chunk in core.feed(data):
                         yield chunk
                 core.complete()
         finally:
-            await response.aclose()
+            await opening.response.aclose()
 
     async def __aenter__(self) -> AsyncChatStream:
         await self._open()
@@ -336,5 +427,5 @@ class AsyncChatStream(_StreamBase, AsyncClosing):
         self._closed = True
         if self._chunks is not None:
             await self._chunks.aclose()
-        if self._http_response is not None:
-            await self._http_response.aclose()
+        if self._opening is not None:
+            await self._opening.response.aclose()
