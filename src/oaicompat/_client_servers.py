@@ -6,7 +6,8 @@ and the two client classes. It adds, once for both:
 - factories for the presets (``Client.for_ollama("llama3.1")``...);
 - the arguments the discovery flows run with, and their drivers;
 - ``_prepare_chat``: the request body with structured output applied and the
-  profile's learned quirks conformed;
+  profile's learned quirks conformed (``_prepare_completion`` the same for the
+  legacy text-completions endpoint);
 - ``_reconsider_refused``: a request a server refused for one of its parameters
   is resent once without it (or with the supported alternative), and the
   client keeps the updated profile so later calls do not pay again.
@@ -29,7 +30,7 @@ from oaicompat._probes import Flow, run_async, run_sync
 from oaicompat._transport import ClientBase
 from oaicompat.errors import APIStatusError, BadRequestError, InternalServerError, OAICompatError
 from oaicompat.fallback import conform_body, explain_fallback, plan_fallback
-from oaicompat.protocol import build_body
+from oaicompat.protocol import build_body, build_completion_body
 from oaicompat.streaming import AsyncChatStream, ChatStream, StreamOpening
 from oaicompat.structured import (
     MethodArg,
@@ -209,6 +210,26 @@ class ServerAwareBase(ClientBase, Generic[_S]):
             params=params,
         )
         return self._new_stream(body, spec)
+
+    def _prepare_completion(
+        self, prompt: str, *, stream: bool, params: Mapping[str, Any]
+    ) -> JSONObject:
+        """The body of a legacy text-completion request, conformed like a chat body's."""
+        params = dict(params)
+        body = build_completion_body(
+            model=params.pop("model", None) or self._model,
+            prompt=prompt,
+            profile=self._profile,
+            defaults=self._default_params,
+            stream=stream,
+            params=params,
+        )
+        return conform_body(body, self._profile)
+
+    def stream_complete(self, prompt: str, **params: Any) -> _S:
+        """`complete()`, streamed: a `ChatStream` (an `AsyncChatStream` from `AsyncClient`)
+        of the text the legacy ``/completions`` endpoint generates after ``prompt``."""
+        return self._new_stream(self._prepare_completion(prompt, stream=True, params=params), None)
 
     def _new_stream(self, body: JSONObject, spec: StructuredSpec | None) -> _S:
         """The unopened stream that sends ``body`` (and parses it by ``spec``, if any)."""

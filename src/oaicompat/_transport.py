@@ -65,6 +65,8 @@ MAX_FALLBACKS = 4
 """Bound on resending a refused request with a changed body, so a fallback can never loop."""
 
 DEFAULT_CHAT_PATH = "/chat/completions"
+DEFAULT_COMPLETIONS_PATH = "/completions"
+"""The legacy text-completions endpoint, used by ``complete()`` and ``stream_complete()``."""
 
 HTTPX_ERRORS: tuple[type[Exception], ...] = (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError)
 """Every exception httpx raises while sending or reading; none may reach a caller."""
@@ -265,6 +267,7 @@ class ClientBase:
         http2: bool = False,
         http_client: httpx.Client | httpx.AsyncClient | None = None,
         chat_path: str | None = None,
+        completions_path: str | None = None,
         retry_policy: RetryPolicy | None = None,
         sleep: Callable[[float], Any] | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
@@ -285,6 +288,7 @@ class ClientBase:
         self._model = model
         self._base_url = normalize_base_url(base_url)
         self._chat_url = self._endpoint_url(chat_path or DEFAULT_CHAT_PATH)
+        self._completions_url = self._endpoint_url(completions_path or DEFAULT_COMPLETIONS_PATH)
         self._query: dict[str, str] = {}
         if self._profile.api_version:
             self._query["api-version"] = self._profile.api_version
@@ -398,12 +402,17 @@ class ClientBase:
 
     # Request side --------------------------------------------------------
 
+    def _url_for(self, body: JSONObject) -> httpx.URL:
+        """Where ``body`` is sent: a chat body always has ``messages``, a legacy
+        text-completion body (``build_completion_body``) never does."""
+        return self._chat_url if "messages" in body else self._completions_url
+
     def _build_request(self, body: JSONObject, *, stream: bool) -> httpx.Request:
         # Built through the httpx client so an injected client's own headers,
         # cookies and event hooks apply; the key is added here, per request.
         request = self._http_base.build_request(
             "POST",
-            self._chat_url,
+            self._url_for(body),
             content=_json.dumps(body),
             headers=self._stream_headers if stream else self._json_headers,
             params=self._query or None,
@@ -426,8 +435,8 @@ class ClientBase:
 
     # Failure side --------------------------------------------------------
 
-    def _connection_error(self, exc: Exception) -> APIConnectionError:
-        return transport_error(exc, self._chat_url)
+    def _connection_error(self, exc: Exception, url: httpx.URL | None = None) -> APIConnectionError:
+        return transport_error(exc, url or self._chat_url)
 
     def _status_error(self, response: httpx.Response, content: bytes) -> APIStatusError:
         error = error_from_status(
@@ -484,7 +493,7 @@ class ClientBase:
         call.retries += 1
         logger.warning(
             "retrying POST %s in %.2fs (retry %d of %d) after %s: %s",
-            self._chat_url,
+            self._url_for(call.body),
             delay,
             call.retries,
             self._retry_policy.max_retries,

@@ -67,8 +67,8 @@ class Client(ServerAwareBase[ChatStream], Closing):
 
     ``Client(base_url, model, *, api_key=None, timeout=..., max_retries=2,
     profile=None, headers=None, http2=False, http_client=None, chat_path=None,
-    **default_params)``. ``default_params`` (temperature, max_tokens, stop,
-    seed...) go into every request unless a call overrides them. The key comes
+    completions_path=None, **default_params)``. ``default_params`` (temperature,
+    max_tokens, stop, seed...) go into every request unless a call overrides them. The key comes
     from ``api_key``, or from the environment variable the profile names; it is
     sent per request and never stored in the httpx client.
 
@@ -111,6 +111,15 @@ class Client(ServerAwareBase[ChatStream], Closing):
         )
         attempt = self._parsing(partial(self._chat_once, started=perf_counter()), spec)
         return self._with_retries(body, attempt)
+
+    def complete(self, prompt: str, **params: Any) -> ChatResponse:
+        """Continue ``prompt`` through the legacy text ``/completions`` endpoint.
+
+        For base models and servers without a chat template; the answer's
+        ``content`` is the generated text. ``stream_complete()`` streams it.
+        """
+        body = self._prepare_completion(prompt, stream=False, params=params)
+        return self._with_retries(body, partial(self._chat_once, started=perf_counter()))
 
     def list_models(self) -> list[str]:
         """The ids of the models the server serves (``GET /models``)."""
@@ -155,7 +164,7 @@ class Client(ServerAwareBase[ChatStream], Closing):
             # header (Azure's ``api-key``) on a redirect to another host.
             response = self._http.send(request, stream=True, follow_redirects=False)
         except HTTPX_ERRORS as exc:
-            raise self._connection_error(exc) from exc
+            raise self._connection_error(exc, request.url) from exc
         if response.is_success:
             return response
         try:
@@ -172,7 +181,7 @@ class Client(ServerAwareBase[ChatStream], Closing):
                     break
         except HTTPX_ERRORS as exc:
             if strict:
-                raise self._connection_error(exc) from exc
+                raise self._connection_error(exc, response.request.url) from exc
         return body
 
     def _chat_once(self, body: JSONObject, *, started: float) -> ChatResponse:
@@ -271,6 +280,15 @@ class AsyncClient(ServerAwareBase[AsyncChatStream], AsyncClosing):
         attempt = self._aparsing(partial(self._chat_once, started=perf_counter()), spec)
         return await self._with_retries(body, attempt)
 
+    async def complete(self, prompt: str, **params: Any) -> ChatResponse:
+        """Continue ``prompt`` through the legacy text ``/completions`` endpoint.
+
+        For base models and servers without a chat template; the answer's
+        ``content`` is the generated text. ``stream_complete()`` streams it.
+        """
+        body = self._prepare_completion(prompt, stream=False, params=params)
+        return await self._with_retries(body, partial(self._chat_once, started=perf_counter()))
+
     async def list_models(self) -> list[str]:
         """The ids of the models the server serves (``GET /models``)."""
         return await self._arun_flow(list_models_flow(), await self._pool())
@@ -324,7 +342,7 @@ class AsyncClient(ServerAwareBase[AsyncChatStream], AsyncClosing):
             pool = await self._pool()
             response = await pool.send(request, stream=True, follow_redirects=False)
         except HTTPX_ERRORS as exc:
-            raise self._connection_error(exc) from exc
+            raise self._connection_error(exc, request.url) from exc
         if response.is_success:
             return response
         try:
@@ -343,7 +361,7 @@ class AsyncClient(ServerAwareBase[AsyncChatStream], AsyncClosing):
                     break
         except HTTPX_ERRORS as exc:
             if strict:
-                raise self._connection_error(exc) from exc
+                raise self._connection_error(exc, response.request.url) from exc
         return body
 
     async def _chat_once(self, body: JSONObject, *, started: float) -> ChatResponse:

@@ -38,7 +38,7 @@ FALLBACK_STATUSES = frozenset({400, 422, 500, 501})
 """400/422 are refusals; llama-cpp-python reports a failed request validation as a
 500 and llama.cpp a "not supported" as a 501."""
 
-_NEVER_REFUSED = frozenset({"model", "messages", "stream"})
+_NEVER_REFUSED = frozenset({"model", "messages", "prompt", "stream"})
 _ESSENTIAL = frozenset({"tools", "functions"})
 """Dropping these would change what the request means; their refusal is raised."""
 _VALUE_PARAMS = frozenset({"response_format", "tool_choice"})
