@@ -19,7 +19,7 @@ into ``response.parsed`` with the body that was finally sent.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -42,7 +42,7 @@ from oaicompat.structured import (
     resolve_spec,
     spec_from_body,
 )
-from oaicompat.types import ChatChunk, ChatResponse, JSONObject, Message
+from oaicompat.types import ChatResponse, JSONObject, Message
 
 if TYPE_CHECKING:
     from oaicompat.client import AsyncClient, Client
@@ -283,40 +283,46 @@ class ServerAwareBase(ClientBase, Generic[_S]):
         return new_body
 
 
+class _LastSent:
+    """The body a structured stream's latest attempt sent, which its answer is parsed by.
+
+    Held apart from the stream, as is the parsing step, so nothing the stream owns
+    points back at it: a stream dropped unclosed is freed at once, and with it
+    its connection, rather than at the next garbage collection.
+    """
+
+    __slots__ = ("body",)
+
+    def __init__(self, body: JSONObject) -> None:
+        self.body = body
+
+    def parse(self, spec: StructuredSpec, response: ChatResponse) -> None:
+        _parse_into(response, spec, self.body)
+
+
 class StructuredChatStream(ChatStream):
     """A `ChatStream` whose final answer carries ``parsed``."""
 
     def __init__(self, client: Client, body: JSONObject, spec: StructuredSpec) -> None:
-        self._spec = spec
-        self._sent = body
+        sent = _LastSent(body)
 
-        def attempt(sent: JSONObject) -> StreamOpening:
-            self._sent = sent
-            return client._open_stream_once(sent)
+        def attempt(body: JSONObject) -> StreamOpening:
+            sent.body = body
+            return client._open_stream_once(body)
 
         super().__init__(client, partial(client._with_retries, body, attempt))
-
-    def _run(self) -> Generator[ChatChunk, None, None]:
-        yield from super()._run()
-        if self._core.response is not None:
-            _parse_into(self._core.response, self._spec, self._sent)
+        self._core.on_finish = partial(sent.parse, spec)
 
 
 class AsyncStructuredChatStream(AsyncChatStream):
     """An `AsyncChatStream` whose final answer carries ``parsed``."""
 
     def __init__(self, client: AsyncClient, body: JSONObject, spec: StructuredSpec) -> None:
-        self._spec = spec
-        self._sent = body
+        sent = _LastSent(body)
 
-        async def attempt(sent: JSONObject) -> StreamOpening:
-            self._sent = sent
-            return await client._open_stream_once(sent)
+        async def attempt(body: JSONObject) -> StreamOpening:
+            sent.body = body
+            return await client._open_stream_once(body)
 
         super().__init__(client, partial(client._with_retries, body, attempt))
-
-    async def _run(self) -> AsyncGenerator[ChatChunk, None]:
-        async for chunk in super()._run():
-            yield chunk
-        if self._core.response is not None:
-            _parse_into(self._core.response, self._spec, self._sent)
+        self._core.on_finish = partial(sent.parse, spec)

@@ -174,6 +174,7 @@ class _StreamCore:
         "_saw_chunk",
         "_started",
         "error",
+        "on_finish",
         "response",
     )
 
@@ -185,6 +186,8 @@ class _StreamCore:
         self._saw_chunk = False
         self.response: ChatResponse | None = None
         self.error: StreamError | None = None
+        self.on_finish: Callable[[ChatResponse], None] | None = None
+        """Run on the whole answer once the stream ended (structured streams parse it)."""
 
     def begin(self) -> None:
         self._started = perf_counter()
@@ -224,6 +227,10 @@ class _StreamCore:
         self._first_token_at = perf_counter()
         self.response = self._stamp(answer)
         return _response_as_chunk(answer)
+
+    def finish(self) -> None:
+        if self.on_finish is not None and self.response is not None:
+            self.on_finish(self.response)
 
     def partial(self) -> ChatResponse:
         if self._parser is None:
@@ -317,15 +324,16 @@ class ChatStream(_StreamBase, Closing):
             with core.reading():
                 if opening.answer is not None:
                     yield core.complete_from_answer(opening.answer)
-                    return
-                yield from core.feed(opening.head)
-                if opening.failure is not None:
-                    raise opening.failure
-                pieces = opening.pieces
-                assert isinstance(pieces, Iterator)
-                for data in pieces:
-                    yield from core.feed(data)
-                core.complete()
+                else:
+                    yield from core.feed(opening.head)
+                    if opening.failure is not None:
+                        raise opening.failure
+                    pieces = opening.pieces
+                    assert isinstance(pieces, Iterator)
+                    for data in pieces:
+                        yield from core.feed(data)
+                    core.complete()
+            core.finish()
         finally:
             opening.response.close()
 
@@ -388,17 +396,18 @@ class AsyncChatStream(_StreamBase, AsyncClosing):
             with core.reading():
                 if opening.answer is not None:
                     yield core.complete_from_answer(opening.answer)
-                    return
-                for chunk in core.feed(opening.head):
-                    yield chunk
-                if opening.failure is not None:
-                    raise opening.failure
-                pieces = opening.pieces
-                assert isinstance(pieces, AsyncIterator)
-                async for data in pieces:
-                    for chunk in core.feed(data):
+                else:
+                    for chunk in core.feed(opening.head):
                         yield chunk
-                core.complete()
+                    if opening.failure is not None:
+                        raise opening.failure
+                    pieces = opening.pieces
+                    assert isinstance(pieces, AsyncIterator)
+                    async for data in pieces:
+                        for chunk in core.feed(data):
+                            yield chunk
+                    core.complete()
+            core.finish()
         finally:
             await opening.response.aclose()
 

@@ -12,7 +12,8 @@ import asyncio
 import gc
 import itertools
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 
 import pytest
 from faults_harness import (
@@ -31,6 +32,15 @@ from oaicompat._aio_transport import OPT_OUT_ENV
 
 PROMPT = unique_prompt(0, words=60)
 """Echoed back in 60-odd chunks: any abandonment happens with most of the answer unsent."""
+
+STRUCTURED = {
+    "type": "object",
+    "properties": {
+        "answer": {"type": "string", "description": " ".join(f"w{n}" for n in range(60))}
+    },
+    "required": ["answer"],
+}
+"""The scripted server fills the field with its description: 60-odd chunks of JSON too."""
 
 
 class ConsumerFailed(Exception):
@@ -73,6 +83,28 @@ def break_bare_sync(client: Client) -> int:
     return seen
 
 
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    # A stream kept alive by a reference cycle still lets go of its connection once the
+    # collector runs; with the collector paused, only a stream freed at once passes.
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def break_bare_structured_sync(client: Client) -> int:
+    with collector_paused():
+        for seen, _ in enumerate(client.stream(PROMPT, response_format=STRUCTURED), 1):
+            if seen == 3:
+                break
+        assert_pool_released(client)
+    return seen
+
+
 async def break_async(client: AsyncClient) -> int:
     async with client.stream(PROMPT) as stream:
         seen = 0
@@ -108,6 +140,17 @@ async def break_bare_async(client: AsyncClient) -> int:
             break
     # asyncio closes a dropped async generator in a task of its own: give it its turns.
     await wait_until(lambda: not pool_state(client).busy, timeout=2.0)
+    return seen
+
+
+async def break_bare_structured_async(client: AsyncClient) -> int:
+    seen = 0
+    with collector_paused():
+        async for _ in client.stream(PROMPT, response_format=STRUCTURED):
+            seen += 1
+            if seen == 3:
+                break
+        await wait_until(lambda: not pool_state(client).busy, timeout=2.0)
     return seen
 
 
@@ -179,11 +222,13 @@ SYNC_WAYS: dict[str, Callable[[Client], int]] = {
     "break": break_sync,
     "exception": raise_sync,
     "break-without-with": break_bare_sync,
+    "structured-break-without-with": break_bare_structured_sync,
 }
 ASYNC_WAYS: dict[str, Callable[[AsyncClient], Awaitable[int]]] = {
     "break": break_async,
     "exception": raise_async,
     "break-without-with": break_bare_async,
+    "structured-break-without-with": break_bare_structured_async,
     "task-cancel": cancel_task,
     "timeout": time_out,
 }
