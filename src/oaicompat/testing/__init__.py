@@ -1,9 +1,10 @@
 """A scripted OpenAI-compatible server on loopback, for tests and demos.
 
 ``ScriptedServer`` is a real HTTP server (random free port, background
-thread, standard library only) that answers ``/v1/chat/completions`` from a
-queue of scripted replies and, when the queue is empty, from a default policy
-that behaves like a capable model. It records every request it receives.
+thread, standard library only) that answers ``/v1/chat/completions`` (and the
+legacy ``/v1/completions``) from a queue of scripted replies and, when the
+queue is empty, from a default policy that behaves like a capable model. It
+records every request it receives.
 
 ::
 
@@ -37,11 +38,12 @@ from oaicompat.testing.replies import (
     service_unavailable,
     validation_error,
 )
-from oaicompat.testing.server import CHAT_PATH, RecordedRequest, ScriptedServer
+from oaicompat.testing.server import CHAT_PATH, COMPLETIONS_PATH, RecordedRequest, ScriptedServer
 from oaicompat.testing.tokens import count_tokens
 
 __all__ = [
     "CHAT_PATH",
+    "COMPLETIONS_PATH",
     "DefaultPolicy",
     "Disconnect",
     "RawReply",

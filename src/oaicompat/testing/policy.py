@@ -16,6 +16,10 @@ What it does, in order of precedence:
   prompt (``'setup' and 'punchline'``), else ``{"answer": ...}``;
 - otherwise answers ``You said: <last user text>``.
 
+Requests to the legacy ``/v1/completions`` route need a string ``prompt``
+(400 otherwise), are held to the same context window, and are answered
+``You said: <prompt>``.
+
 Text answers honour ``stop`` (cut before the first stop sequence) and
 ``max_tokens`` / ``max_completion_tokens`` (cut to that many tokens, with
 ``finish_reason="length"``).
@@ -37,6 +41,7 @@ from oaicompat.testing.tokens import (
     message_text,
     truncate_to_tokens,
 )
+from oaicompat.testing.wire import COMPLETIONS_PATH
 
 if TYPE_CHECKING:
     from oaicompat.testing.server import RecordedRequest
@@ -90,6 +95,8 @@ class DefaultPolicy:
         body = request.json
         if not isinstance(body, Mapping):
             return _bad_request("We could not parse the JSON body of your request.")
+        if request.path == COMPLETIONS_PATH:
+            return self._complete(body)
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
             return _bad_request("'messages' must be a non-empty array.", param="messages")
@@ -99,6 +106,15 @@ class DefaultPolicy:
         if self.context_window is not None and prompt_tokens > self.context_window:
             return context_length_exceeded(self.context_window, prompt_tokens)
         return self.reply(body)
+
+    def _complete(self, body: JSON) -> Reply | RawReply:
+        prompt = body.get("prompt")
+        if not isinstance(prompt, str):
+            return _bad_request("'prompt' must be a string.", param="prompt")
+        prompt_tokens = count_prompt_tokens(body)
+        if self.context_window is not None and prompt_tokens > self.context_window:
+            return context_length_exceeded(self.context_window, prompt_tokens)
+        return _within_limits(f"You said: {prompt}" if prompt.strip() else _NO_TEXT_ANSWER, body)
 
     def reply(self, body: JSON) -> Reply:
         """The answer to a well-formed chat request body."""

@@ -15,8 +15,8 @@ HTTP chunk per SSE event. It never writes to stdout or stderr.
         ...
         assert server.requests[-1].json["model"] == "scripted-model"
 
-When nothing is queued for a route, chat requests are answered by the
-server's policy (:class:`~oaicompat.testing.policy.DefaultPolicy` unless one
+When nothing is queued for a route, chat and legacy completion requests are
+answered by the server's policy (:class:`~oaicompat.testing.policy.DefaultPolicy` unless one
 is given), which plays a capable model.
 """
 
@@ -49,13 +49,22 @@ from oaicompat.testing._http import (
 from oaicompat.testing.policy import DefaultPolicy
 from oaicompat.testing.replies import Disconnect, RawReply, Reply
 from oaicompat.testing.tokens import count_prompt_tokens
-from oaicompat.testing.wire import Completion, completion_body, sse_events, stream_chunks
+from oaicompat.testing.wire import (
+    COMPLETIONS_PATH,
+    Completion,
+    completion_body,
+    sse_events,
+    stream_chunks,
+    text_completion_body,
+    text_completion_chunks,
+)
 
-__all__ = ["CHAT_PATH", "RecordedRequest", "ScriptedServer"]
+__all__ = ["CHAT_PATH", "COMPLETIONS_PATH", "RecordedRequest", "ScriptedServer"]
 
 logger = logging.getLogger(__name__)
 
 CHAT_PATH = "/v1/chat/completions"
+_ANSWERED_PATHS = (CHAT_PATH, COMPLETIONS_PATH)
 _MAX_HEAD_BYTES = 1024 * 1024
 _BACKLOG = 4096
 _MAX_CHOICES = 16
@@ -90,7 +99,8 @@ class _MalformedRequest(Exception):
 class ScriptedServer:
     """An OpenAI-compatible server on ``127.0.0.1`` with a random free port.
 
-    Routes: ``POST /v1/chat/completions`` (JSON and SSE), ``GET /v1/models``,
+    Routes: ``POST /v1/chat/completions`` and the legacy ``POST /v1/completions``
+    (both JSON and SSE, from the same replies), ``GET /v1/models``,
     ``GET /health``; with ``imitate`` containing ``"llamacpp"``, ``GET /props``
     (``default_generation_settings.n_ctx``); with ``"ollama"``, ``GET /api/tags``,
     ``GET /api/version`` and ``POST /api/show`` (``num_ctx``). Anything else is
@@ -228,13 +238,15 @@ class ScriptedServer:
         a callable building one from the :class:`RecordedRequest`. Once the
         queue is empty, chat requests go to the policy again, so
         ``enqueue(service_unavailable(), times=2)`` means "fail twice, then answer".
-        Only the chat route takes a :class:`Reply`.
+        Only the chat and completions routes take a :class:`Reply`.
         """
         if times < 0:
             raise ValueError("times must be >= 0")
         for reply in replies:
-            if isinstance(reply, Reply) and path != CHAT_PATH:
-                raise TypeError(f"a Reply answers {CHAT_PATH} only; use RawReply for {path}")
+            if isinstance(reply, Reply) and path not in _ANSWERED_PATHS:
+                raise TypeError(
+                    f"a Reply answers {' and '.join(_ANSWERED_PATHS)} only; use RawReply for {path}"
+                )
         with self._lock:
             queue = self._queues.setdefault(path, deque())
             for reply in replies:
@@ -327,9 +339,9 @@ class ScriptedServer:
     async def _respond(
         self, request: RecordedRequest, writer: asyncio.StreamWriter, keep_alive: bool
     ) -> bool:
-        is_chat = request.method == "POST" and request.path == CHAT_PATH
-        discovery = None if is_chat else self._discovery_route(request)
-        if not is_chat and discovery is None:
+        is_answered = request.method == "POST" and request.path in _ANSWERED_PATHS
+        discovery = None if is_answered else self._discovery_route(request)
+        if not is_answered and discovery is None:
             message = f"Invalid URL ({request.method} {request.path})"
             await send(writer, 404, error_body(message), keep_alive=keep_alive)
             return True
@@ -386,10 +398,11 @@ class ScriptedServer:
     def _render(self, request: RecordedRequest, reply: Reply) -> bytes | list[bytes]:
         """The JSON body, or the SSE events when the request asks to stream."""
         body = request.json if isinstance(request.json, dict) else {}
+        legacy = request.path == COMPLETIONS_PATH
         stream_options = body.get("stream_options")
         requested_n = body.get("n")
         completion = Completion(
-            id=f"chatcmpl-scripted{next(self._ids)}",
+            id=f"{'cmpl' if legacy else 'chatcmpl'}-scripted{next(self._ids)}",
             created=int(time.time()),
             model=str(body["model"]) if isinstance(body.get("model"), str) else self.model,
             prompt_tokens=count_prompt_tokens(body),
@@ -398,8 +411,10 @@ class ScriptedServer:
             n=min(max(requested_n, 1), _MAX_CHOICES) if isinstance(requested_n, int) else 1,
         )
         if body.get("stream") is True:
-            return sse_events(reply, stream_chunks(reply, completion))
-        return dumps(completion_body(reply, completion))
+            chunks = stream_chunks(reply, completion)
+            return sse_events(reply, text_completion_chunks(chunks) if legacy else chunks)
+        answer = completion_body(reply, completion)
+        return dumps(text_completion_body(answer) if legacy else answer)
 
     async def _send_body(
         self, reply: Reply, data: bytes, writer: asyncio.StreamWriter, keep_alive: bool

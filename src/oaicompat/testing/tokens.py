@@ -64,7 +64,12 @@ def _tool_call_text(message: Mapping[str, Any]) -> Iterable[str]:
 
 
 def count_prompt_tokens(body: Mapping[str, Any]) -> int:
-    """Prompt tokens for a chat request: every message, tool call and tool definition."""
+    """Prompt tokens for a chat request: every message, tool call and tool definition;
+    for a legacy completion request, its ``prompt``."""
+    prompt = body.get("prompt")
+    if isinstance(prompt, str):
+        # Sent to the model as is: no chat template adds tokens around it.
+        return count_tokens(prompt)
     total = _PRIMING
     messages = body.get("messages")
     for message in messages if isinstance(messages, list) else ():

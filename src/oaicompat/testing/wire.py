@@ -2,7 +2,9 @@
 
 Pure functions of the reply and a :class:`Completion` (the per-request facts:
 id, model, prompt tokens, whether usage was asked for, ``n``). The server adds
-timing, dropping and compression while it writes.
+timing, dropping and compression while it writes. Answers to the legacy
+``/v1/completions`` route are the chat ones reshaped (``text_completion``,
+text in ``choices[i].text``), so every reply option works on both routes.
 """
 
 from __future__ import annotations
@@ -16,7 +18,18 @@ from oaicompat._json import dumps
 from oaicompat.testing.replies import Reply
 from oaicompat.testing.tokens import count_tokens
 
-__all__ = ["Completion", "completion_body", "sse_events", "stream_chunks"]
+__all__ = [
+    "COMPLETIONS_PATH",
+    "Completion",
+    "completion_body",
+    "sse_events",
+    "stream_chunks",
+    "text_completion_body",
+    "text_completion_chunks",
+]
+
+COMPLETIONS_PATH = "/v1/completions"
+"""The legacy text-completions route."""
 
 JSON = dict[str, Any]
 
@@ -289,6 +302,43 @@ def stream_chunks(reply: Reply, completion: Completion) -> list[JSON]:
         tail["usage"] = _openai_usage(reply, prompt, generated, reasoning_tokens)
         chunks.append(tail)
     return chunks
+
+
+def _as_text_completion(item: JSON, part: str) -> JSON:
+    converted = {**item, "object": "text_completion"}
+    converted["choices"] = [
+        {
+            "index": choice["index"],
+            "text": (choice.get(part) or {}).get("content") or "",
+            "logprobs": None,
+            "finish_reason": choice["finish_reason"],
+        }
+        for choice in item["choices"]
+    ]
+    return converted
+
+
+def text_completion_body(body: JSON) -> JSON:
+    """A rendered ``chat.completion`` as the legacy endpoint answers: ``text_completion``."""
+    return _as_text_completion(body, "message")
+
+
+def text_completion_chunks(chunks: list[JSON]) -> list[JSON]:
+    """Rendered chat chunks as a legacy stream sends them.
+
+    Chunks carrying nothing the legacy shape can hold (the role-only opener,
+    separate reasoning, tool-call deltas) are left out; usage chunks stay.
+    """
+    legacy: list[JSON] = []
+    for chunk in chunks:
+        choices = chunk["choices"]
+        if choices and not any(
+            choice["delta"].get("content") or choice["finish_reason"] is not None
+            for choice in choices
+        ):
+            continue
+        legacy.append(_as_text_completion(chunk, "delta"))
+    return legacy
 
 
 def sse_events(reply: Reply, chunks: list[JSON]) -> list[bytes]:
