@@ -45,6 +45,8 @@ from oaicompat._langchain.errors import (
     ChatNotFoundError,
     ChatPermissionDeniedError,
     ChatRateLimitError,
+    ChatResponseParseError,
+    ChatStreamError,
     translated_errors,
 )
 from oaicompat._langchain.messages import to_openai_messages
@@ -73,6 +75,8 @@ __all__ = [
     "ChatOpenAICompatible",
     "ChatPermissionDeniedError",
     "ChatRateLimitError",
+    "ChatResponseParseError",
+    "ChatStreamError",
 ]
 
 API_KEY_ENV = "OAICOMPAT_API_KEY"

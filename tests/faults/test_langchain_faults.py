@@ -126,6 +126,11 @@ STATUS_FAULTS = {
         ModelInvalidRequestError,
         core.BadRequestError,
     ),
+    "html-in-200": (
+        html_error(200, "Sign in to the network"),
+        ModelAPIError,
+        core.ResponseParseError,
+    ),
 }
 
 
@@ -226,18 +231,37 @@ async def test_stream_cut_short_keeps_the_partial_answer_and_is_recorded(
     assert len(server.chat_requests) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="design gap: the adapter passes StreamError through unchanged, so LangChain code "
-    "catching ModelError (e.g. with_retry on ModelAPIError) misses a stream cut short",
-)
+@pytest.mark.parametrize("style", ["stream", "astream"])
 async def test_stream_cut_short_is_a_langchain_model_error(
-    make_llm: Any, server: ScriptedServer
+    make_llm: Any, server: ScriptedServer, style: str
 ) -> None:
     server.enqueue(Reply(text="one two three four five six", drop_after=4))
     llm = make_llm(server.base_url)
-    with pytest.raises(ModelError):
-        await call(llm, "stream", ErrorRecorder())
+    with pytest.raises(ModelError) as caught:
+        await call(llm, style, ErrorRecorder())
+    assert isinstance(caught.value, ModelAPIError)
+    assert isinstance(caught.value, core.StreamError)
+    # LangChain may resend the whole call, though the core never resumes a stream.
+    assert caught.value.is_retryable is True
+    assert caught.value.partial is not None
+    assert caught.value.partial.content == "one two three"
+
+
+@pytest.mark.parametrize("style", ["invoke", "ainvoke"])
+async def test_with_retry_on_model_api_error_resends_a_stream_cut_short(
+    make_llm: Any, server: ScriptedServer, style: str
+) -> None:
+    server.enqueue(Reply(text="one two three four five six", drop_after=4))
+    server.enqueue(Reply(text="whole answer"))
+    llm = make_llm(server.base_url, streaming=True)
+    retrying = llm.with_retry(
+        retry_if_exception_type=(ModelAPIError,),
+        stop_after_attempt=2,
+        wait_exponential_jitter=False,
+    )
+    answer = retrying.invoke("Hi") if style == "invoke" else await retrying.ainvoke("Hi")
+    assert answer.content == "whole answer"
+    assert len(server.chat_requests) == 2
 
 
 @pytest.mark.parametrize("style", ["stream", "astream"])

@@ -3,7 +3,10 @@
 ``except oaicompat.RateLimitError`` and ``except ModelRateLimitError`` both catch
 a :class:`ChatRateLimitError`, so code written against either keeps working, and
 LangChain's own handling (``.with_retry()``, agents' error middleware) sees the
-type it knows. ``is_retryable`` follows our per-error ``retryable`` decision.
+type it knows. ``is_retryable`` follows our per-error ``retryable`` decision,
+except for a stream that failed after it started: the core never resends one
+(its caller already saw chunks), but LangChain retries a whole call, which
+such a failure deserves.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from langchain_core.exceptions import (
 )
 
 from oaicompat import errors as core
+from oaicompat.structured import StructuredOutputError
 
 __all__ = [
     "ChatAPIConnectionError",
@@ -36,6 +40,8 @@ __all__ = [
     "ChatNotFoundError",
     "ChatPermissionDeniedError",
     "ChatRateLimitError",
+    "ChatResponseParseError",
+    "ChatStreamError",
     "convert_error",
     "translated_errors",
 ]
@@ -77,8 +83,25 @@ class ChatInternalServerError(core.InternalServerError, ModelAPIError):
     """A 5xx answer (a :class:`ModelAPIError` too)."""
 
 
-# Most specific first: the first class in an error's MRO found here wins.
-_CONVERSIONS: dict[type[core.OAICompatError], type[core.OAICompatError]] = {
+class ChatStreamError(core.StreamError, ModelAPIError):
+    """A stream that failed after it started: cut short, an error event or a malformed
+    chunk (a :class:`ModelAPIError` too, retryable). ``partial`` holds what arrived."""
+
+
+class ChatResponseParseError(core.ResponseParseError, ModelAPIError):
+    """A 2xx answer that is not a chat completion, e.g. a proxy's HTML page
+    (a :class:`ModelAPIError` too)."""
+
+
+_ALWAYS_RETRYABLE = (ChatStreamError,)
+
+# Most specific first: the first class in an error's MRO found here wins; None keeps
+# the error as it is.
+_CONVERSIONS: dict[type[core.OAICompatError], type[core.OAICompatError] | None] = {
+    # Judged by the output parser, as LangChain expects, not a failure of the model call.
+    StructuredOutputError: None,
+    core.ResponseParseError: ChatResponseParseError,
+    core.StreamError: ChatStreamError,
     core.ContextLengthError: ChatContextLengthError,
     core.BadRequestError: ChatBadRequestError,
     core.AuthenticationError: ChatAuthenticationError,
@@ -94,8 +117,8 @@ _CONVERSIONS: dict[type[core.OAICompatError], type[core.OAICompatError]] = {
 def convert_error(error: core.OAICompatError) -> core.OAICompatError:
     """The same error as its LangChain-compatible class, every attribute kept.
 
-    Errors LangChain has no type for (stream and parse errors, other statuses) and
-    errors already converted are returned unchanged.
+    Errors LangChain has no type for (a structured answer that does not parse,
+    statuses outside the tree) and errors already converted are returned unchanged.
     """
     if isinstance(error, ModelError):
         return error
@@ -107,7 +130,8 @@ def convert_error(error: core.OAICompatError) -> core.OAICompatError:
     converted = target.__new__(target)
     converted.__dict__.update(error.__dict__)
     converted.args = error.args
-    converted.is_retryable = error.retryable  # type: ignore[attr-defined]
+    retryable = error.retryable or issubclass(target, _ALWAYS_RETRYABLE)
+    converted.is_retryable = retryable  # type: ignore[attr-defined]
     return converted
 
 

@@ -43,6 +43,7 @@ from oaicompat._langchain.outputs import (
 from oaicompat._langchain.structured import default_method, parser_for, response_format_for
 from oaicompat._langchain.tools import format_tools, normalize_tool_choice
 from oaicompat.profiles import ServerProfile
+from oaicompat.structured import StructuredOutputError
 from oaicompat.types import ChatChunk, ChatResponse, ToolCall, ToolCallDelta, Usage
 
 # -- messages in ----------------------------------------------------------------
@@ -451,6 +452,11 @@ def _status_error(status: int, body: bytes = b"", headers: dict[str, str] | None
         (_status_error(503), core.InternalServerError, ModelAPIError),
         (core.APIConnectionError("refused"), core.APIConnectionError, ModelConnectionError),
         (core.APITimeoutError("slow"), core.APITimeoutError, ModelTimeoutError),
+        (
+            core.ResponseParseError("expected a JSON chat completion", status_code=200),
+            core.ResponseParseError,
+            ModelAPIError,
+        ),
     ],
 )
 def test_errors_are_both_ours_and_langchains(error: Any, ours: type, theirs: type) -> None:
@@ -477,9 +483,26 @@ def test_rate_limit_keeps_retry_after() -> None:
     assert converted.retry_after == 7.0
 
 
-def test_errors_without_a_langchain_type_pass_through_unchanged() -> None:
-    error = core.StreamError("cut short")
+def test_stream_error_is_a_retryable_model_api_error_that_keeps_its_partial_answer() -> None:
+    partial = ChatResponse(content="one two")
+    error = core.StreamError("cut short", partial=partial, payload={"error": "gone"})
     with pytest.raises(core.StreamError) as caught, translated_errors():
+        raise error
+    converted = caught.value
+    assert isinstance(converted, ModelAPIError)
+    assert converted.__cause__ is error
+    assert str(converted) == str(error)
+    assert converted.partial is partial
+    assert converted.payload == {"error": "gone"}
+    # The core never resends a started stream; LangChain resending the whole call may help.
+    assert error.retryable is False
+    assert converted.is_retryable is True  # type: ignore[attr-defined]
+
+
+def test_errors_without_a_langchain_type_pass_through_unchanged() -> None:
+    # A structured answer that does not parse is the output parser's to judge.
+    error = StructuredOutputError("not JSON", response=ChatResponse(content="nope"))
+    with pytest.raises(StructuredOutputError) as caught, translated_errors():
         raise error
     assert caught.value is error
     assert not isinstance(caught.value, ModelError)
