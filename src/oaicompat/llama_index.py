@@ -56,6 +56,7 @@ from llama_index.core.llms.llm import ToolSelection
 from llama_index.core.types import PydanticProgramMode
 from llama_index_instrumentation import get_dispatcher
 
+from oaicompat._llama_index import completions
 from oaicompat._llama_index.connections import Connections, current
 from oaicompat._llama_index.messages import to_message_dicts
 from oaicompat._llama_index.responses import StreamFolder, to_chat_response
@@ -137,7 +138,7 @@ class OpenAICompatible(FunctionCallingLLM):
     context_window: int | None = Field(
         default=None, gt=0, description="Context window; None asks the server."
     )
-    is_chat_model: bool = Field(default=True, description="Always uses the chat endpoint.")
+    is_chat_model: bool = Field(default=True, description="Always True: engines send messages.")
     is_function_calling_model: bool | None = Field(
         default=None, description="Tool calling support; None takes it from the profile."
     )
@@ -158,6 +159,9 @@ class OpenAICompatible(FunctionCallingLLM):
     http2: bool = Field(default=False, description="Use HTTP/2 (needs httpx[http2]).")
     chat_path: str | None = Field(
         default=None, description="Endpoint path for servers with unusual routes."
+    )
+    use_completions_endpoint: bool = Field(
+        default=False, description="complete() and its variants use the legacy /completions."
     )
 
     _connections: Connections = PrivateAttr(default_factory=Connections)
@@ -336,17 +340,19 @@ class OpenAICompatible(FunctionCallingLLM):
 
     # ----- requests -----
 
-    def _request(
-        self, messages: Sequence[ChatMessage], kwargs: dict[str, Any]
-    ) -> tuple[list[Message], dict[str, Any]]:
+    def _params(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         params: dict[str, Any] = {
             "temperature": self.temperature,
             "max_tokens": self.max_tokens,
             **self.additional_kwargs,
             **kwargs,
         }
-        params = {key: value for key, value in params.items() if value is not None}
-        return to_message_dicts(messages, send_reasoning=self.send_reasoning), params
+        return {key: value for key, value in params.items() if value is not None}
+
+    def _request(
+        self, messages: Sequence[ChatMessage], kwargs: dict[str, Any]
+    ) -> tuple[list[Message], dict[str, Any]]:
+        return to_message_dicts(messages, send_reasoning=self.send_reasoning), self._params(kwargs)
 
     def _chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         message_dicts, params = self._request(messages, kwargs)
@@ -400,12 +406,16 @@ class OpenAICompatible(FunctionCallingLLM):
 
     @_completion_callback
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+        if self.use_completions_endpoint:
+            return completions.complete(self, prompt, formatted, kwargs)
         return chat_to_completion_decorator(self._chat)(prompt, **kwargs)
 
     @_completion_callback
     def stream_complete(
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponseGen:
+        if self.use_completions_endpoint:
+            return completions.stream_complete(self, prompt, formatted, kwargs)
         return stream_chat_to_completion_decorator(self._stream_chat)(prompt, **kwargs)
 
     @_chat_callback
@@ -422,12 +432,16 @@ class OpenAICompatible(FunctionCallingLLM):
     async def acomplete(
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponse:
+        if self.use_completions_endpoint:
+            return await completions.acomplete(self, prompt, formatted, kwargs)
         return await achat_to_completion_decorator(self._achat)(prompt, **kwargs)
 
     @_completion_callback
     async def astream_complete(
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponseAsyncGen:
+        if self.use_completions_endpoint:
+            return completions.astream_complete(self, prompt, formatted, kwargs)
         return await astream_chat_to_completion_decorator(self._astream_chat)(prompt, **kwargs)
 
     # ----- tools -----
