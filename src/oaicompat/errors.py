@@ -160,20 +160,21 @@ class ResponseParseError(OAICompatError):
         self.status_code = status_code
 
 
-_CONTEXT_LENGTH_PATTERN = re.compile(
-    r"context[_ ]length|context window|context size|maximum model length|max_model_len"
+# Patterns as strings, compiled by `re` on first use and cached there: they only
+# matter on error paths, and compiling them at import slows `import oaicompat`.
+_CONTEXT_LENGTH_PATTERN = (
+    r"(?i)context[_ ]length|context window|context size|maximum model length|max_model_len"
     r"|maximum context|prompt is too long|too many tokens|exceeds? (?:the )?(?:available )?context"
     r"|longer than the model|max_new_tokens`? must be <= \d+|tokens \+ `?max_new_tokens`?"
-    r"|must have less than \d+ tokens|reduce the length of the messages|exceed_context_size",
-    re.IGNORECASE,
+    r"|must have less than \d+ tokens|reduce the length of the messages|exceed_context_size"
 )
-_HTML_TITLE = re.compile(rb"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
-_HTML_TAG = re.compile(r"<[^>]+>")
-_WHITESPACE = re.compile(r"\s+")
+_HTML_TITLE = rb"(?is)<title[^>]*>(.*?)</title>"
+_HTML_TAG = r"<[^>]+>"
+_WHITESPACE = r"\s+"
 
 
 def _clip(text: str) -> str:
-    text = _WHITESPACE.sub(" ", text).strip()
+    text = re.sub(_WHITESPACE, " ", text).strip()
     if len(text) > MAX_MESSAGE_CHARS:
         return text[: MAX_MESSAGE_CHARS - 3] + "..."
     return text
@@ -224,9 +225,9 @@ def extract_server_message(body: bytes | str | Any) -> str:
             if message:
                 return _clip(message)
         if stripped[:1] == b"<":
-            title = _HTML_TITLE.search(raw)
+            title = re.search(_HTML_TITLE, raw)
             text = title.group(1) if title else raw
-            return _clip(_HTML_TAG.sub(" ", text.decode("utf-8", "replace")))
+            return _clip(re.sub(_HTML_TAG, " ", text.decode("utf-8", "replace")))
         return _clip(raw.decode("utf-8", "replace"))
     if isinstance(body, str):
         return extract_server_message(body.encode("utf-8"))
@@ -272,8 +273,8 @@ def _status_class(status_code: int, server_message: str, error_type: str) -> typ
     if status_code == 429 or (overloaded and status_code in (503, 529)):
         return RateLimitError
     if status_code in (400, 413, 422):
-        if _CONTEXT_LENGTH_PATTERN.search(server_message) or _CONTEXT_LENGTH_PATTERN.search(
-            error_type
+        if re.search(_CONTEXT_LENGTH_PATTERN, server_message) or re.search(
+            _CONTEXT_LENGTH_PATTERN, error_type
         ):
             return ContextLengthError
         return BadRequestError if status_code != 413 else APIStatusError
@@ -284,7 +285,10 @@ def _status_class(status_code: int, server_message: str, error_type: str) -> typ
     if status_code == 404:
         return NotFoundError
     if status_code >= 500:
-        if _CONTEXT_LENGTH_PATTERN.search(server_message) and "context" in server_message.lower():
+        if (
+            re.search(_CONTEXT_LENGTH_PATTERN, server_message)
+            and "context" in server_message.lower()
+        ):
             # llama-cpp-python reports an overlong prompt as a 500.
             return ContextLengthError
         return InternalServerError

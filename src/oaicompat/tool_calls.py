@@ -13,7 +13,7 @@ text exactly once.
 from __future__ import annotations
 
 import json
-import uuid
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,7 +25,8 @@ __all__ = ["ToolCallAccumulator", "new_call_id", "parse_arguments", "parse_tool_
 
 def new_call_id() -> str:
     """An id for a call the server sent without one (unique, so histories never collide)."""
-    return "call_" + uuid.uuid4().hex[:24]
+    # os.urandom rather than uuid: importing uuid pulls in `platform` at import time.
+    return "call_" + os.urandom(12).hex()
 
 
 def parse_arguments(arguments: Any) -> tuple[JSONObject, str, str | None]:
