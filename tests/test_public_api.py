@@ -58,7 +58,7 @@ def test_all_matches_what_is_exported() -> None:
         name
         for name, value in vars(oaicompat).items()
         if not name.startswith("_") and not isinstance(value, types.ModuleType)
-    }
+    } | set(oaicompat._LAZY)  # names loaded on first access
     assert len(oaicompat.__all__) == len(set(oaicompat.__all__))
     assert set(oaicompat.__all__) - {"__version__"} == exported
     for name in oaicompat.__all__:
@@ -77,3 +77,18 @@ def test_import_does_not_pull_in_frameworks_or_pydantic() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert result.stdout.strip() == ""
+
+
+def test_import_leaves_discovery_and_structured_output_for_first_use() -> None:
+    code = (
+        "import sys, oaicompat\n"
+        "lazy = ('oaicompat.discovery', 'oaicompat.structured', 'oaicompat.fallback',"
+        " 'oaicompat._probes', 'asyncio')\n"
+        "print(','.join(m for m in lazy if m in sys.modules))\n"
+        "oaicompat.StructuredOutputError, oaicompat.detect_local_servers\n"
+        "print('oaicompat.discovery' in sys.modules and 'oaicompat.structured' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.split() == ["True"]

@@ -26,26 +26,18 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import httpx
 
-from oaicompat._probes import Flow, run_async, run_sync
 from oaicompat._transport import ClientBase
 from oaicompat.errors import APIStatusError, BadRequestError, InternalServerError, OAICompatError
-from oaicompat.fallback import conform_body, explain_fallback, plan_fallback
 from oaicompat.protocol import build_body, build_completion_body
 from oaicompat.streaming import AsyncChatStream, ChatStream, StreamOpening
-from oaicompat.structured import (
-    MethodArg,
-    StructuredSpec,
-    apply_method,
-    choose_method,
-    method_in_body,
-    parse_structured,
-    resolve_spec,
-    spec_from_body,
-)
 from oaicompat.types import ChatResponse, JSONObject, Message
 
+# The discovery drivers, the fallback rules and structured output are imported
+# where first used: `import oaicompat` stays fast for programs that only chat.
 if TYPE_CHECKING:
+    from oaicompat._probes import Flow
     from oaicompat.client import AsyncClient, Client
+    from oaicompat.structured import MethodArg, StructuredSpec
 
 __all__ = ["AsyncStructuredChatStream", "ServerAwareBase", "StructuredChatStream"]
 
@@ -59,10 +51,14 @@ _S = TypeVar("_S", ChatStream, AsyncChatStream)
 def _structured_spec(response_format: Any) -> StructuredSpec | None:
     if response_format is None:
         return None
+    from oaicompat.structured import resolve_spec
+
     return resolve_spec(response_format)
 
 
 def _parse_into(response: ChatResponse, spec: StructuredSpec, body: Mapping[str, Any]) -> None:
+    from oaicompat.structured import method_in_body, parse_structured, spec_from_body
+
     method = method_in_body(body) or "json_schema"
     if method == "tool":
         # After a fallback the function may carry the schema's title rather than the
@@ -131,6 +127,8 @@ class ServerAwareBase(ClientBase, Generic[_S]):
         }
 
     def _run_flow(self, flow: Flow[_T], http: httpx.Client) -> _T:
+        from oaicompat._probes import run_sync
+
         try:
             return run_sync(flow, http, **self._probe_args())
         except OAICompatError as error:
@@ -138,6 +136,8 @@ class ServerAwareBase(ClientBase, Generic[_S]):
             raise
 
     async def _arun_flow(self, flow: Flow[_T], http: httpx.AsyncClient) -> _T:
+        from oaicompat._probes import run_async
+
         try:
             return await run_async(flow, http, **self._probe_args())
         except OAICompatError as error:
@@ -179,7 +179,11 @@ class ServerAwareBase(ClientBase, Generic[_S]):
             response_format=response_format if spec is None and response_format else None,
             params=params,
         )
+        from oaicompat.fallback import conform_body
+
         if spec is not None:
+            from oaicompat.structured import apply_method, choose_method
+
             method = choose_method(structured_method, spec, self._profile, user_tools=bool(tools))
             body = apply_method(body, spec, method, self._profile)
         return conform_body(body, self._profile), spec
@@ -224,6 +228,8 @@ class ServerAwareBase(ClientBase, Generic[_S]):
             stream=stream,
             params=params,
         )
+        from oaicompat.fallback import conform_body
+
         return conform_body(body, self._profile)
 
     def stream_complete(self, prompt: str, **params: Any) -> _S:
@@ -268,6 +274,8 @@ class ServerAwareBase(ClientBase, Generic[_S]):
     # Refusals ----------------------------------------------------------------------
 
     def _reconsider_refused(self, error: APIStatusError, body: JSONObject) -> JSONObject | None:
+        from oaicompat.fallback import explain_fallback, plan_fallback
+
         plan = plan_fallback(error, body, self._profile)
         if plan is None:
             return None

@@ -36,13 +36,6 @@ from oaicompat._transport import (
     BoundedBody,
     CallState,
 )
-from oaicompat.discovery import (
-    ServerInfo,
-    health_flow,
-    list_models_flow,
-    preflight_flow,
-    server_info_flow,
-)
 from oaicompat.errors import OAICompatError
 from oaicompat.streaming import (
     AsyncChatStream,
@@ -51,11 +44,16 @@ from oaicompat.streaming import (
     astart_stream,
     start_stream,
 )
-from oaicompat.structured import MethodArg, StructuredSpec
 from oaicompat.types import ChatResponse, JSONObject, Message
 
 if TYPE_CHECKING:
     import asyncio
+
+    from oaicompat.discovery import ServerInfo
+    from oaicompat.structured import MethodArg, StructuredSpec
+
+# Discovery, structured output and the fallback rules load on first use, not at
+# `import oaicompat`: most programs only chat.
 
 __all__ = ["AsyncClient", "Client"]
 
@@ -123,18 +121,26 @@ class Client(ServerAwareBase[ChatStream], Closing):
 
     def list_models(self) -> list[str]:
         """The ids of the models the server serves (``GET /models``)."""
+        from oaicompat.discovery import list_models_flow
+
         return self._run_flow(list_models_flow(), self._http)
 
     def health(self) -> bool:
         """True when a server answers at ``base_url`` (a 401 or 403 counts: it is there)."""
+        from oaicompat.discovery import health_flow
+
         return self._run_flow(health_flow(), self._http)
 
     def preflight(self) -> str:
         """Check that the server is up and serves ``model``; return the id it serves it as."""
+        from oaicompat.discovery import preflight_flow
+
         return self._run_flow(preflight_flow(self._model, self.base_url), self._http)
 
     def server_info(self) -> ServerInfo:
         """Which server this is: kind, version, models and the model's context window."""
+        from oaicompat.discovery import server_info_flow
+
         return self._run_flow(server_info_flow(self.base_url, self._model), self._http)
 
     def close(self) -> None:
@@ -291,18 +297,26 @@ class AsyncClient(ServerAwareBase[AsyncChatStream], AsyncClosing):
 
     async def list_models(self) -> list[str]:
         """The ids of the models the server serves (``GET /models``)."""
+        from oaicompat.discovery import list_models_flow
+
         return await self._arun_flow(list_models_flow(), await self._pool())
 
     async def health(self) -> bool:
         """True when a server answers at ``base_url`` (a 401 or 403 counts: it is there)."""
+        from oaicompat.discovery import health_flow
+
         return await self._arun_flow(health_flow(), await self._pool())
 
     async def preflight(self) -> str:
         """Check that the server is up and serves ``model``; return the id it serves it as."""
+        from oaicompat.discovery import preflight_flow
+
         return await self._arun_flow(preflight_flow(self._model, self.base_url), await self._pool())
 
     async def server_info(self) -> ServerInfo:
         """Which server this is: kind, version, models and the model's context window."""
+        from oaicompat.discovery import server_info_flow
+
         flow = server_info_flow(self.base_url, self._model)
         return await self._arun_flow(flow, await self._pool())
 
