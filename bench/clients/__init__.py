@@ -81,6 +81,14 @@ CLIENTS: tuple[ClientSpec, ...] = (
         ours=True,
         peers=("openai-async",),
     ),
+    # A reference, not a contender: the same AsyncClient on httpx's own async transport.
+    ClientSpec(
+        "oaicompat-async-httpx-transport",
+        "ours:OursAsyncOnHttpxTransport",
+        "oaicompat",
+        has_sync=False,
+        has_async=True,
+    ),
     ClientSpec(
         "oaicompat-langchain",
         "langchain_models:OursLangChainClient",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import os
 from typing import Any
 
 from bench.clients.base import TIMEOUT_S, BenchClient, TextCollector
@@ -49,3 +50,12 @@ class OursAsync(BenchClient):
 
     async def aclose(self) -> None:
         await self.client.aclose()
+
+
+class OursAsyncOnHttpxTransport(OursAsync):
+    """`AsyncClient` with its own asyncio transport turned off: what that transport buys."""
+
+    def __init__(self, base_url: str, model: str, concurrency: int = 1) -> None:
+        # Each client runs in its own worker process, so this reaches no other client.
+        os.environ["OAICOMPAT_HTTPX_TRANSPORT"] = "1"
+        super().__init__(base_url, model, concurrency)
