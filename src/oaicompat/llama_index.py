@@ -58,6 +58,7 @@ from llama_index_instrumentation import get_dispatcher
 
 from oaicompat._llama_index import completions
 from oaicompat._llama_index.connections import Connections, current
+from oaicompat._llama_index.folding import afold_stream, fold_stream
 from oaicompat._llama_index.messages import to_message_dicts
 from oaicompat._llama_index.responses import StreamFolder, to_chat_response
 from oaicompat._llama_index.structured import PartialStructured, parsed_value, structured_kwargs
@@ -364,35 +365,13 @@ class OpenAICompatible(FunctionCallingLLM):
 
     def _stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
         message_dicts, params = self._request(messages, kwargs)
-        client = self._get_client()
-
-        def responses() -> ChatResponseGen:
-            folder = StreamFolder()
-            with client.stream(message_dicts, **params) as stream:
-                for chunk in stream:
-                    response = folder.add(chunk)
-                    if response is not None:
-                        yield response
-                yield folder.finish(stream.final())
-
-        return responses()
+        return fold_stream(self._get_client().stream(message_dicts, **params), StreamFolder())
 
     async def _astream_chat(
         self, messages: Sequence[ChatMessage], **kwargs: Any
     ) -> ChatResponseAsyncGen:
         message_dicts, params = self._request(messages, kwargs)
-        client = self._get_aclient()
-
-        async def responses() -> ChatResponseAsyncGen:
-            folder = StreamFolder()
-            async with client.stream(message_dicts, **params) as stream:
-                async for chunk in stream:
-                    response = folder.add(chunk)
-                    if response is not None:
-                        yield response
-                yield folder.finish(await stream.final())
-
-        return responses()
+        return afold_stream(self._get_aclient().stream(message_dicts, **params), StreamFolder())
 
     # ----- the LLM interface -----
 

@@ -20,6 +20,7 @@ from llama_index.core.base.llms.types import (
 )
 
 from oaicompat import types as core
+from oaicompat._llama_index.folding import afold_stream, fold_stream
 from oaicompat._llama_index.responses import THINKING_DELTA_KEY, raw_with_usage, usage_kwargs
 
 if TYPE_CHECKING:
@@ -93,21 +94,10 @@ async def acomplete(
 def stream_complete(
     llm: OpenAICompatible, prompt: str, formatted: bool, kwargs: dict[str, Any]
 ) -> CompletionResponseGen:
-    """A real generator (LlamaIndex's callback decorators check); it sends the
-    request when first advanced and releases the connection when closed."""
+    """The text continued after ``prompt``, streamed (see `fold_stream`)."""
     client, params = llm._get_client(), llm._params(kwargs)
     prompt = _prompt(llm, prompt, formatted)
-
-    def responses() -> CompletionResponseGen:
-        folder = CompletionFolder()
-        with client.stream_complete(prompt, **params) as stream:
-            for chunk in stream:
-                response = folder.add(chunk)
-                if response is not None:
-                    yield response
-            yield folder.finish(stream.final())
-
-    return responses()
+    return fold_stream(client.stream_complete(prompt, **params), CompletionFolder())
 
 
 def astream_complete(
@@ -116,14 +106,4 @@ def astream_complete(
     """The async twin of `stream_complete`."""
     client, params = llm._get_aclient(), llm._params(kwargs)
     prompt = _prompt(llm, prompt, formatted)
-
-    async def responses() -> CompletionResponseAsyncGen:
-        folder = CompletionFolder()
-        async with client.stream_complete(prompt, **params) as stream:
-            async for chunk in stream:
-                response = folder.add(chunk)
-                if response is not None:
-                    yield response
-            yield folder.finish(await stream.final())
-
-    return responses()
+    return afold_stream(client.stream_complete(prompt, **params), CompletionFolder())
